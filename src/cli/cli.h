@@ -1,0 +1,11 @@
+/* logproc command line: one entry point per subcommand, each in its own file. */
+#ifndef LOGPROC_CLI_H
+#define LOGPROC_CLI_H
+
+/* Each takes the arguments after the subcommand word (argv[0] is the subcommand) and returns
+ * the process exit status: 0 ok, 1 runtime failure, 2 usage error. */
+int cli_run(int argc, char **argv);      /* logproc run JOB [flags]        (run_cmd.c) */
+int cli_generate(int argc, char **argv); /* logproc generate logs|content  (generate_cmd.c) */
+int cli_inspect(int argc, char **argv);  /* logproc inspect PATH           (inspect_cmd.c) */
+
+#endif

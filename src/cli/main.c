@@ -1,0 +1,40 @@
+/* logproc: one binary, subcommands dispatched by their first word. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"run", cli_run, "run JOB [flags]       run a job (raw-output, flat-output, counter, content-metrics)"},
+    {"generate", cli_generate, "generate logs [flags]  write fake LogRequests (deterministic for a seed)"},
+    {"inspect", cli_inspect, "inspect PATH           print an Avro file or a record file as JSON lines"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: logproc COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %s\n", commands[i].help);
+    fprintf(out, "\n'logproc COMMAND --help' lists a command's flags with their defaults.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "logproc: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
