@@ -23,7 +23,4 @@ static inline size_t text_lower_cap(size_t len)
     return len + len / 2 + 4;
 }
 
-/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
-bool text_valid_utf8(const char *s, size_t len);
-
 #endif

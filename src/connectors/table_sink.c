@@ -1,0 +1,285 @@
+#include "connectors/table_sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PATH_CAP 4096
+#define MAX_PUBLISHED_KEPT 100000 /* published names kept for reporting; older ones are dropped */
+
+typedef struct open_part {
+    int64_t bucket; /* hour (or day) number since the epoch */
+    void *writer;
+    char *tmp;       /* full in-progress path */
+    char *final;     /* full final path */
+    uint64_t last_use;
+    uint64_t records;
+} open_part;
+
+typedef struct pending_part {
+    char *tmp, *final;
+} pending_part;
+
+struct table_sink {
+    char *dir, *run_id, *task;
+    bool daily;
+    size_t max_open;
+    table_format fmt;
+    open_part *open;
+    size_t nopen;
+    pending_part *pending;
+    size_t npending, cap_pending;
+    char **published;
+    size_t npublished, cap_published;
+    uint64_t commit, seq, tick;
+    table_sink_stats stats;
+};
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_CAP];
+    size_t n = strlen(path);
+    if (n >= sizeof tmp) return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == 0) {
+            char c = tmp[i];
+            tmp[i] = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+void table_sink_partition(int64_t ts_ms, bool daily, char *buf, size_t cap)
+{
+    /* floor division so negative timestamps land in the hour before the epoch */
+    int64_t secs = ts_ms >= 0 ? ts_ms / 1000 : -((-ts_ms + 999) / 1000);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (daily)
+        snprintf(buf, cap, "dt=%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    else
+        snprintf(buf, cap, "dt=%04d-%02d-%02d/hour=%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour);
+}
+
+static int64_t bucket_of(int64_t ts_ms, bool daily)
+{
+    int64_t span = daily ? 86400000 : 3600000;
+    return ts_ms >= 0 ? ts_ms / span : -((-ts_ms + span - 1) / span);
+}
+
+int table_sink_new(const table_sink_config *cfg, table_sink **out, char *err, size_t errlen)
+{
+    table_sink *s = calloc(1, sizeof *s);
+    if (!s) return snprintf(err, errlen, "out of memory"), -1;
+    s->dir = strdup(cfg->dir);
+    s->run_id = strdup(cfg->run_id);
+    s->task = strdup(cfg->task);
+    s->daily = cfg->daily;
+    s->max_open = cfg->max_open ? cfg->max_open : 16;
+    s->fmt = cfg->format;
+    s->open = calloc(s->max_open, sizeof *s->open);
+    if (!s->dir || !s->run_id || !s->task || !s->open) {
+        table_sink_free(s);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    if (mkdirs(s->dir)) {
+        snprintf(err, errlen, "table directory %s: %s", cfg->dir, strerror(errno));
+        table_sink_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int add_pending(table_sink *s, char *tmp, char *final)
+{
+    if (s->npending == s->cap_pending) {
+        size_t cap = s->cap_pending ? s->cap_pending * 2 : 16;
+        pending_part *p = realloc(s->pending, cap * sizeof *p);
+        if (!p) return -1;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    s->pending[s->npending].tmp = tmp;
+    s->pending[s->npending].final = final;
+    s->npending++;
+    return 0;
+}
+
+/* Closes open part i into the pending list. */
+static int close_open(table_sink *s, size_t i, char *err, size_t errlen)
+{
+    open_part p = s->open[i];
+    s->open[i] = s->open[--s->nopen];
+    int rc = s->fmt.close_part(p.writer, err, errlen);
+    if (rc || add_pending(s, p.tmp, p.final)) {
+        unlink(p.tmp);
+        free(p.tmp);
+        free(p.final);
+        if (!rc) snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int open_new(table_sink *s, int64_t ts_ms, int64_t bucket, open_part **out, char *err,
+                    size_t errlen)
+{
+    if (s->nopen == s->max_open) {
+        size_t lru = 0;
+        for (size_t i = 1; i < s->nopen; i++)
+            if (s->open[i].last_use < s->open[lru].last_use) lru = i;
+        if (close_open(s, lru, err, errlen)) return -1;
+    }
+    char part[64], dir[PATH_CAP], name[160];
+    table_sink_partition(ts_ms, s->daily, part, sizeof part);
+    snprintf(dir, sizeof dir, "%s/%s", s->dir, part);
+    if (mkdirs(dir)) {
+        snprintf(err, errlen, "partition directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(name, sizeof name, "part-%s-%s-%llu-%llu.%s", s->run_id, s->task,
+             (unsigned long long)s->commit, (unsigned long long)s->seq++, s->fmt.ext);
+    open_part p = {0};
+    p.bucket = bucket;
+    if (asprintf(&p.tmp, "%s/.%s.inprogress", dir, name) < 0) p.tmp = NULL;
+    if (asprintf(&p.final, "%s/%s", dir, name) < 0) p.final = NULL;
+    if (!p.tmp || !p.final) {
+        free(p.tmp);
+        free(p.final);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    if (access(p.final, F_OK) == 0) {
+        snprintf(err, errlen, "part %s is already published: refusing to overwrite it (reused --runId?)",
+                 p.final);
+        free(p.tmp);
+        free(p.final);
+        return -1;
+    }
+    if (s->fmt.open_part(s->fmt.ctx, p.tmp, &p.writer, err, errlen)) {
+        free(p.tmp);
+        free(p.final);
+        return -1;
+    }
+    s->open[s->nopen] = p;
+    *out = &s->open[s->nopen++];
+    return 0;
+}
+
+int table_sink_write(table_sink *s, int64_t ts_ms, const void *bytes, size_t len, char *err,
+                     size_t errlen)
+{
+    int64_t bucket = bucket_of(ts_ms, s->daily);
+    open_part *p = NULL;
+    for (size_t i = 0; i < s->nopen; i++)
+        if (s->open[i].bucket == bucket) {
+            p = &s->open[i];
+            break;
+        }
+    if (!p && open_new(s, ts_ms, bucket, &p, err, errlen)) return -1;
+    p->last_use = ++s->tick;
+    if (s->fmt.append(p->writer, bytes, len, err, errlen)) return -1;
+    p->records++;
+    s->stats.records++;
+    return 0;
+}
+
+static int publish(const char *tmp, const char *final, char *err, size_t errlen)
+{
+    /* link + unlink: fails with EEXIST instead of replacing a published part */
+    if (link(tmp, final)) {
+        snprintf(err, errlen, "publishing %s: %s", final,
+                 errno == EEXIST ? "already published (refusing to overwrite)" : strerror(errno));
+        return -1;
+    }
+    unlink(tmp);
+    return 0;
+}
+
+static void remember(table_sink *s, const char *final)
+{
+    if (s->npublished >= MAX_PUBLISHED_KEPT) return;
+    if (s->npublished == s->cap_published) {
+        size_t cap = s->cap_published ? s->cap_published * 2 : 16;
+        char **p = realloc(s->published, cap * sizeof *p);
+        if (!p) return;
+        s->published = p;
+        s->cap_published = cap;
+    }
+    char *rel = strdup(final + strlen(s->dir) + 1);
+    if (rel) s->published[s->npublished++] = rel;
+}
+
+int table_sink_commit(table_sink *s, char *err, size_t errlen)
+{
+    while (s->nopen)
+        if (close_open(s, s->nopen - 1, err, errlen)) return -1;
+    size_t done = 0;
+    int rc = 0;
+    for (; done < s->npending; done++) {
+        pending_part *p = &s->pending[done];
+        if (publish(p->tmp, p->final, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        struct stat st;
+        if (!stat(p->final, &st)) s->stats.bytes_published += (uint64_t)st.st_size;
+        s->stats.parts_published++;
+        remember(s, p->final);
+        free(p->tmp);
+        free(p->final);
+    }
+    memmove(s->pending, s->pending + done, (s->npending - done) * sizeof *s->pending);
+    s->npending -= done;
+    if (rc) return rc;
+    s->commit++;
+    s->seq = 0;
+    s->stats.commits++;
+    return 0;
+}
+
+void table_sink_each_published(const table_sink *s, void (*fn)(void *arg, const char *relpath),
+                               void *arg)
+{
+    for (size_t i = 0; i < s->npublished; i++) fn(arg, s->published[i]);
+}
+
+table_sink_stats table_sink_get_stats(const table_sink *s)
+{
+    return s->stats;
+}
+
+void table_sink_free(table_sink *s)
+{
+    if (!s) return;
+    char err[256];
+    for (size_t i = 0; i < s->nopen; i++) {
+        s->fmt.close_part(s->open[i].writer, err, sizeof err);
+        unlink(s->open[i].tmp);
+        free(s->open[i].tmp);
+        free(s->open[i].final);
+    }
+    for (size_t i = 0; i < s->npending; i++) {
+        unlink(s->pending[i].tmp);
+        free(s->pending[i].tmp);
+        free(s->pending[i].final);
+    }
+    for (size_t i = 0; i < s->npublished; i++) free(s->published[i]);
+    free(s->published);
+    free(s->pending);
+    free(s->open);
+    free(s->dir);
+    free(s->run_id);
+    free(s->task);
+    free(s);
+}
