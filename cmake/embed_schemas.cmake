@@ -14,7 +14,7 @@ foreach(f ${files})
   math(EXPR i "${i}+1")
 endforeach()
 file(WRITE ${OUT_DIR}/schemas_embedded.c.tmp
-"/* generated from schemas/*.avsc by cmake/embed_schemas.cmake: do not edit */
+"/* generated from the schemas/ files by cmake/embed_schemas.cmake: do not edit */
 #include <string.h>
 #include \"schemas_embedded.h\"
 ${body}
@@ -33,7 +33,7 @@ const char *embedded_schema_name(int i)
 }
 ")
 file(WRITE ${OUT_DIR}/schemas_embedded.h.tmp
-"/* generated: the hand-written Avro schemas of schemas/*.avsc, embedded in the binary */
+"/* generated: the hand-written Avro schemas of the schemas/ directory, embedded in the binary */
 #ifndef LOGPROC_SCHEMAS_EMBEDDED_H
 #define LOGPROC_SCHEMAS_EMBEDDED_H
 /* The schema JSON text of schemas/<name>.avsc, or NULL. Static storage. */

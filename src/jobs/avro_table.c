@@ -1,0 +1,123 @@
+#include "jobs/avro_table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/avro_file.h"
+#include "formats/avro_schema.h"
+#include "schemas_embedded.h"
+
+/* Avro writes every absent field, so a datum can be larger than its protobuf bytes. */
+#define AVRO_GROWTH 8
+
+struct avro_table {
+    avsc_schema *schema; /* proto tables */
+    const char *json;    /* the schema text written into part headers */
+    size_t json_len;
+    size_t max_datum;
+    avenc_buf buf; /* encoder scratch; its bytes are appended to the caller's rt_buf */
+    char err[256];
+};
+
+int avro_table_new(const ProtobufCMessageDescriptor *desc, const char *schema_name,
+                   size_t max_record_bytes, avro_table **out, char *err, size_t errlen)
+{
+    avro_table *t = calloc(1, sizeof *t);
+    if (!t) return snprintf(err, errlen, "out of memory"), -1;
+    t->max_datum = AVRO_GROWTH * max_record_bytes + (64 << 10);
+    if (desc) {
+        if (avsc_schema_new(desc, &t->schema, err, errlen)) {
+            free(t);
+            return -1;
+        }
+        t->json = avsc_schema_json(t->schema, &t->json_len);
+    } else {
+        t->json = embedded_schema(schema_name);
+        if (!t->json) {
+            snprintf(err, errlen, "no embedded schema named %s", schema_name);
+            free(t);
+            return -1;
+        }
+        t->json_len = strlen(t->json);
+    }
+    avenc_buf_init(&t->buf, t->max_datum);
+    *out = t;
+    return 0;
+}
+
+static int part_open(void *ctx, const char *path, void **part, char *err, size_t errlen)
+{
+    avro_table *t = ctx;
+    avro_file_opts o = {.codec = "snappy", .max_datum_bytes = t->max_datum, .fsync_on_close = 1};
+    return avro_file_out_new(path, t->json, t->json_len, &o, (avro_file_out **)part, err, errlen);
+}
+
+static int part_append(void *part, const void *bytes, size_t len, char *err, size_t errlen)
+{
+    return avro_file_out_append(part, bytes, len, err, errlen);
+}
+
+static int part_close(void *part, char *err, size_t errlen)
+{
+    return avro_file_out_close(part, err, errlen);
+}
+
+table_format avro_table_format(avro_table *t)
+{
+    table_format f = {part_open, part_append, part_close, t, "avro"};
+    return f;
+}
+
+/* Moves the scratch buffer's datum to out. */
+static int take(avro_table *t, int rc, rt_buf *out)
+{
+    if (rc) return -1;
+    return rt_buf_append(out, t->buf.data, t->buf.len);
+}
+
+int avro_table_encode_message(avro_table *t, const ProtobufCMessage *m, rt_buf *out)
+{
+    avenc_buf_clear(&t->buf);
+    return take(t, avenc_message(t->schema, m, &t->buf, NULL, t->err, sizeof t->err), out);
+}
+
+int avro_table_encode_log_user_user(avro_table *t, const avenc_log_user_user *r, rt_buf *out)
+{
+    avenc_buf_clear(&t->buf);
+    return take(t, avenc_log_user_user_datum(r, &t->buf, t->err, sizeof t->err), out);
+}
+
+int avro_table_encode_delivery_log_ids(avro_table *t, const avenc_delivery_log_ids *r, rt_buf *out)
+{
+    avenc_buf_clear(&t->buf);
+    return take(t, avenc_delivery_log_ids_datum(r, &t->buf, t->err, sizeof t->err), out);
+}
+
+int avro_table_encode_request_insertion_ids(avro_table *t, const avenc_request_insertion_ids *r,
+                                            rt_buf *out)
+{
+    avenc_buf_clear(&t->buf);
+    return take(t, avenc_request_insertion_ids_datum(r, &t->buf, t->err, sizeof t->err), out);
+}
+
+int avro_table_encode_response_insertion_ids(avro_table *t, const avenc_response_insertion_ids *r,
+                                             rt_buf *out)
+{
+    avenc_buf_clear(&t->buf);
+    return take(t, avenc_response_insertion_ids_datum(r, &t->buf, t->err, sizeof t->err), out);
+}
+
+int avro_table_encode_invalid(avro_table *t, const avenc_invalid_record *r, rt_buf *out)
+{
+    avenc_buf_clear(&t->buf);
+    return take(t, avenc_invalid_record_datum(r, &t->buf, t->err, sizeof t->err), out);
+}
+
+void avro_table_free(avro_table *t)
+{
+    if (!t) return;
+    avsc_schema_free(t->schema);
+    avenc_buf_free(&t->buf);
+    free(t);
+}

@@ -1,0 +1,278 @@
+#include "jobs/common_ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/pb_util.h"
+#include "runtime/log.h"
+#include "runtime/state.h"
+#include "runtime/task.h"
+
+int job_key_platform_id(uint64_t platform_id, const char *id, uint8_t *buf, size_t cap)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (8 + n > cap) return -1;
+    job_put_le64(buf, platform_id);
+    if (n) memcpy(buf + 8, id, n);
+    return (int)(8 + n);
+}
+
+/* ============================== decode ============================== */
+
+typedef struct decode_op {
+    decode_op_config cfg;
+    pb_arena *arena;
+    rt_counter *dropped_end_at, *invalid;
+    char err[512];
+} decode_op;
+
+static int decode_open(rt_op *op)
+{
+    decode_op *d = rt_op_self(op);
+    char labels[300];
+    snprintf(labels, sizeof labels, "operator=%s,task=%s", rt_op_uid(op),
+             rt_graph_task(rt_op_graph(op)));
+    rt_metrics *m = rt_graph_metrics(rt_op_graph(op));
+    if (rt_metrics_counter(m, "numRecordsDroppedEndAt", labels, &d->dropped_end_at) ||
+        rt_metrics_counter(m, "numInvalidRecords", labels, &d->invalid))
+        return rt_op_fail(op, "out of memory");
+    rt_op_set_port_name(op, 1, "invalid_record");
+    return 0;
+}
+
+static int emit_invalid(rt_op *op, const rt_source_record *src, const char *error)
+{
+    decode_op *d = rt_op_self(op);
+    job_invalid_record inv = {
+        .source = src->source,
+        .partition = src->partition,
+        .offset = src->offset,
+        .timestamp = src->ts,
+        .error = error,
+        .raw = src->value,
+        .raw_len = src->value_len,
+        .raw_length = (int64_t)(src->error ? src->raw_length : src->value_len),
+    };
+    if (inv.raw_len > d->cfg.max_record_bytes) inv.raw_len = d->cfg.max_record_bytes;
+    rt_counter_add(d->invalid, 1);
+    rt_record r = {.ts = src->ts >= 0 ? src->ts : 0, .type = REC_INVALID, .data = &inv};
+    return rt_emit(op, 1, &r);
+}
+
+static int decode_process(rt_op *op, int input, const rt_record *rec)
+{
+    decode_op *d = rt_op_self(op);
+    const rt_source_record *src = rec->data;
+    if (rec->type == RT_TYPE_SOURCE_BAD) return emit_invalid(op, src, src->error);
+    if (rec->type != RT_TYPE_SOURCE) return rt_op_fail(op, "unexpected record type %d", rec->type);
+    if (d->cfg.end_at_ts > 0 && src->ts >= d->cfg.end_at_ts) {
+        rt_counter_add(d->dropped_end_at, 1);
+        return 0;
+    }
+    if (src->value_len > d->cfg.max_record_bytes) {
+        snprintf(d->err, sizeof d->err, "value length %zu over --maxRecordBytes %zu",
+                 src->value_len, d->cfg.max_record_bytes);
+        return emit_invalid(op, src, d->err);
+    }
+    ProtobufCMessage *m;
+    int rc;
+    if (pb_unpack_checked(d->cfg.desc, src->value, src->value_len, pb_arena_allocator(d->arena),
+                          &m, d->err, sizeof d->err)) {
+        if (pb_arena_cap_hit(d->arena))
+            snprintf(d->err, sizeof d->err, "%s needs more than the decode arena's %zu bytes",
+                     d->cfg.desc->name, pb_arena_held(d->arena));
+        rc = emit_invalid(op, src, d->err);
+    } else {
+        rt_record r = {.ts = src->ts, .type = d->cfg.rec_type, .data = m,
+                       .key = src->key, .key_len = src->key_len};
+        rc = rt_emit(op, 0, &r);
+    }
+    pb_arena_reset(d->arena, 4 << 20);
+    return rc;
+}
+
+static void decode_close(rt_op *op)
+{
+    decode_op *d = rt_op_self(op);
+    pb_arena_free(d->arena);
+    free(d);
+}
+
+static const rt_op_vtbl decode_vtbl = {
+    .open = decode_open, .process = decode_process, .close = decode_close,
+};
+
+int decode_op_add(rt_graph *g, const char *uid, const decode_op_config *cfg, rt_op **out)
+{
+    decode_op *d = calloc(1, sizeof *d);
+    if (!d) return -1;
+    d->cfg = *cfg;
+    /* a decoded message takes a few times its wire size; the cap bounds a hostile record */
+    d->arena = pb_arena_new(64 << 10, 8 * cfg->max_record_bytes + (1 << 20));
+    if (!d->arena || rt_graph_add_op(g, uid, "decode", &decode_vtbl, d, 1, 2, out)) {
+        pb_arena_free(d->arena);
+        free(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* ============================== keep-first ============================== */
+
+#define KEY_CAP 4096
+
+typedef struct keep_first_op {
+    keep_first_config cfg;
+    rt_kv *seen;
+    rt_counter *dropped;
+    uint8_t key[KEY_CAP];
+} keep_first_op;
+
+static int keep_first_open(rt_op *op)
+{
+    keep_first_op *k = rt_op_self(op);
+    char labels[300];
+    snprintf(labels, sizeof labels, "operator=%s,task=%s", rt_op_uid(op),
+             rt_graph_task(rt_op_graph(op)));
+    if (rt_kv_new(op, "seen", &k->seen)) return -1;
+    if (rt_metrics_counter(rt_graph_metrics(rt_op_graph(op)), "numRecordsDeduped", labels,
+                           &k->dropped))
+        return rt_op_fail(op, "out of memory");
+    return 0;
+}
+
+static int keep_first_process(rt_op *op, int input, const rt_record *rec)
+{
+    keep_first_op *k = rt_op_self(op);
+    int n = k->cfg.key_fn(rec, k->key, sizeof k->key);
+    if (n < 0) return rt_emit(op, 0, rec);
+    if (rt_kv_get(k->seen, k->key, (size_t)n, NULL)) {
+        rt_counter_add(k->dropped, 1);
+        return 0;
+    }
+    if (rt_kv_put(k->seen, k->key, (size_t)n, NULL, 0)) return -1;
+    if (rt_timer_register(op, rec->ts + k->cfg.retention_ms, k->key, (size_t)n)) return -1;
+    return rt_emit(op, 0, rec);
+}
+
+static int keep_first_timer(rt_op *op, int64_t time, const uint8_t *key, size_t key_len)
+{
+    keep_first_op *k = rt_op_self(op);
+    rt_kv_delete(k->seen, key, key_len);
+    return 0;
+}
+
+static void keep_first_close(rt_op *op)
+{
+    free(rt_op_self(op));
+}
+
+static const rt_op_vtbl keep_first_vtbl = {
+    .open = keep_first_open, .process = keep_first_process, .on_timer = keep_first_timer,
+    .close = keep_first_close,
+};
+
+int keep_first_op_add(rt_graph *g, const char *uid, const keep_first_config *cfg, rt_op **out)
+{
+    keep_first_op *k = calloc(1, sizeof *k);
+    if (!k) return -1;
+    k->cfg = *cfg;
+    if (rt_graph_add_op(g, uid, "keep-first", &keep_first_vtbl, k, 1, 1, out)) {
+        free(k);
+        return -1;
+    }
+    return 0;
+}
+
+/* ============================== table sink ============================== */
+
+typedef struct sink_op {
+    sink_op_config cfg;
+    char *dir;
+    table_sink *sink;
+    rt_buf buf;
+    char err[512];
+} sink_op;
+
+static int sink_open(rt_op *op)
+{
+    sink_op *s = rt_op_self(op);
+    table_sink_config tc = {
+        .dir = s->dir, .run_id = s->cfg.run_id, .task = s->cfg.task, .daily = s->cfg.daily,
+        .format = s->cfg.format,
+    };
+    if (table_sink_new(&tc, &s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
+    rt_buf_init(&s->buf, s->cfg.max_record_bytes + (64 << 10));
+    return 0;
+}
+
+static int sink_process(rt_op *op, int input, const rt_record *rec)
+{
+    sink_op *s = rt_op_self(op);
+    rt_buf_reset(&s->buf);
+    int64_t pts = 0;
+    int rc = s->cfg.encode(s->cfg.encode_ctx, rec, &s->buf, &pts);
+    if (rc == 1) return 0;
+    if (rc) return rt_op_fail(op, "encoding a record for %s failed (over %zu bytes?)", s->dir,
+                              s->buf.limit);
+    if (table_sink_write(s->sink, pts, s->buf.data, s->buf.len, s->err, sizeof s->err))
+        return rt_op_fail(op, "%s", s->err);
+    return 0;
+}
+
+static int sink_finish(rt_op *op)
+{
+    sink_op *s = rt_op_self(op);
+    if (table_sink_commit(s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
+    return 0;
+}
+
+static void sink_close(rt_op *op)
+{
+    sink_op *s = rt_op_self(op);
+    table_sink_free(s->sink);
+    rt_buf_free(&s->buf);
+    if (s->cfg.format_free) s->cfg.format_free(s->cfg.format.ctx);
+    if (s->cfg.encode_free) s->cfg.encode_free(s->cfg.encode_ctx);
+    free(s->dir);
+    free(s);
+}
+
+static const rt_op_vtbl sink_vtbl = {
+    .open = sink_open, .process = sink_process, .finish = sink_finish, .close = sink_close,
+};
+
+int sink_op_add(rt_graph *g, const char *uid, const sink_op_config *cfg, rt_op **out)
+{
+    sink_op *s = calloc(1, sizeof *s);
+    if (!s || !(s->dir = strdup(cfg->dir))) {
+        free(s);
+        return -1;
+    }
+    s->cfg = *cfg;
+    if (rt_graph_add_op(g, uid, "sink", &sink_vtbl, s, 1, 0, out)) {
+        free(s->dir);
+        free(s);
+        return -1;
+    }
+    return 0;
+}
+
+table_sink_stats sink_op_stats(rt_op *op)
+{
+    sink_op *s = rt_op_self(op);
+    table_sink_stats z = {0};
+    return s->sink ? table_sink_get_stats(s->sink) : z;
+}
+
+const char *sink_op_dir(rt_op *op)
+{
+    return ((sink_op *)rt_op_self(op))->dir;
+}
+
+void sink_op_each_published(rt_op *op, void (*fn)(void *arg, const char *relpath), void *arg)
+{
+    sink_op *s = rt_op_self(op);
+    if (s->sink) table_sink_each_published(s->sink, fn, arg);
+}

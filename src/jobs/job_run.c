@@ -1,0 +1,245 @@
+/* `logproc run JOB`: parse the flags, build one task per input, run them on the worker pool,
+ * print what each table received. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "formats/record_file.h"
+#include "jobs/common_ops.h"
+#include "jobs/job.h"
+#include "runtime/log.h"
+#include "runtime/mem.h"
+#include "runtime/metrics.h"
+#include "runtime/pool.h"
+#include "runtime/task.h"
+
+#define MAX_TASKS 1024
+
+/* ---- record-file source ---- */
+
+typedef struct file_source {
+    rt_source src;
+    recfile_reader *r;
+} file_source;
+
+static int file_next(rt_source *src, rt_source_record *out, char *err, size_t errlen)
+{
+    file_source *fs = src->self;
+    recfile_record rec;
+    recfile_bad bad;
+    switch (recfile_next(fs->r, &rec, &bad)) {
+    case 1:
+        out->ts = rec.ts_ms;
+        out->offset = (int64_t)rec.offset;
+        out->key = rec.key;
+        out->key_len = rec.key_len;
+        out->value = rec.value;
+        out->value_len = rec.value_len;
+        out->raw_length = rec.value_len;
+        out->error = NULL;
+        return RT_SOURCE_RECORD;
+    case 2:
+        out->ts = bad.ts_ms;
+        out->offset = (int64_t)bad.offset;
+        out->key = NULL;
+        out->key_len = 0;
+        out->value = bad.raw;
+        out->value_len = bad.raw_len;
+        out->raw_length = bad.full_len;
+        out->error = bad.error;
+        return RT_SOURCE_BAD;
+    default:
+        return RT_SOURCE_END;
+    }
+}
+
+/* ---- summary ---- */
+
+typedef struct table_total {
+    const char *dir;
+    uint64_t records, parts, bytes;
+} table_total;
+
+static void print_summary(FILE *out, const char *job, const char *run_id, rt_task **tasks,
+                          size_t ntasks)
+{
+    table_total totals[256];
+    size_t nt = 0;
+    for (size_t t = 0; t < ntasks; t++) {
+        rt_graph *g = rt_task_graph(tasks[t]);
+        for (size_t i = 0; i < rt_graph_op_count(g); i++) {
+            rt_op *op = rt_graph_op_at(g, i);
+            if (strncmp(rt_op_uid(op), "sink-", 5)) continue;
+            const char *dir = sink_op_dir(op);
+            table_sink_stats st = sink_op_stats(op);
+            size_t k = 0;
+            while (k < nt && strcmp(totals[k].dir, dir)) k++;
+            if (k == nt) {
+                if (nt == sizeof totals / sizeof totals[0]) continue;
+                totals[nt++] = (table_total){dir, 0, 0, 0};
+            }
+            totals[k].records += st.records;
+            totals[k].parts += st.parts_published;
+            totals[k].bytes += st.bytes_published;
+        }
+    }
+    fprintf(out, "%s: run %s, %zu task(s)\n", job, run_id, ntasks);
+    fprintf(out, "  %-12s %6s %12s  %s\n", "records", "parts", "bytes", "table");
+    for (size_t k = 0; k < nt; k++)
+        fprintf(out, "  %-12" PRIu64 " %6" PRIu64 " %12" PRIu64 "  %s\n", totals[k].records,
+                totals[k].parts, totals[k].bytes, totals[k].dir);
+}
+
+static void random_run_id(char out[9])
+{
+    uint32_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd < 0 || read(fd, &v, sizeof v) != (ssize_t)sizeof v) v = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+    if (fd >= 0) close(fd);
+    snprintf(out, 9, "%08" PRIx32, v);
+}
+
+int job_run_main(const job_def *def, int argc, char **argv)
+{
+    job_common_opts c;
+    memset(&c, 0, sizeof c);
+    void *jopts = NULL;
+    flag_table tables[2];
+    tables[0] = job_flags_common_table(&c);
+    if (def->new_opts(&jopts, &tables[1])) {
+        fprintf(stderr, "logproc run %s: out of memory\n", def->name);
+        return 1;
+    }
+    char err[1024];
+    char *pos[4];
+    size_t npos;
+    bool help;
+    int status = 2;
+    rt_metrics *metrics = NULL;
+    rt_mem *mem = NULL;
+    rt_pool *pool = NULL;
+    rt_task *tasks[MAX_TASKS];
+    file_source sources[MAX_TASKS];
+    size_t ntasks = 0;
+    char usage[128];
+    snprintf(usage, sizeof usage, "logproc run %s [flags]", def->name);
+
+    if (flags_parse(tables, 2, argc, argv, pos, 4, &npos, &help, err, sizeof err)) {
+        fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+        goto out;
+    }
+    if (help) {
+        printf("%s\n\n", def->help);
+        flags_help(stdout, usage, tables, 2);
+        status = 0;
+        goto out;
+    }
+    if (npos) {
+        fprintf(stderr, "logproc run %s: unexpected argument '%s'\n", def->name, pos[0]);
+        goto out;
+    }
+    if (job_flags_check(&c, err, sizeof err) || def->check(&c, jopts, err, sizeof err)) {
+        fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+        goto out;
+    }
+    if (c.source.n == 0) {
+        fprintf(stderr, "logproc run %s: no input: give --source PATH (a record file; repeatable)\n",
+                def->name);
+        goto out;
+    }
+    if (c.source.n > MAX_TASKS) {
+        fprintf(stderr, "logproc run %s: %zu inputs, over the limit of %d tasks\n", def->name,
+                c.source.n, MAX_TASKS);
+        goto out;
+    }
+    status = 1;
+    char run_id[9];
+    if (c.runId) snprintf(run_id, sizeof run_id, "%s", c.runId);
+    else random_run_id(run_id);
+    if (!c.s3Directory)
+        log_info(def->name, "output root=%s (no -o/--s3Directory given)", job_output_root(&c));
+    if (rt_metrics_new(&metrics) || rt_mem_new(c.memoryLimit, &mem)) {
+        fprintf(stderr, "logproc run %s: out of memory\n", def->name);
+        goto out;
+    }
+    for (size_t i = 0; i < c.source.n; i++) {
+        file_source *fs = &sources[i];
+        memset(fs, 0, sizeof *fs);
+        if (recfile_reader_open(c.source.items[i], (size_t)c.maxRecordBytes, &fs->r, err, sizeof err)) {
+            fprintf(stderr, "logproc run %s: --source %s: %s\n", def->name, c.source.items[i], err);
+            goto out;
+        }
+        fs->src.name = c.source.items[i];
+        fs->src.partition = -1;
+        fs->src.finite = 1;
+        fs->src.self = fs;
+        fs->src.next = file_next;
+        char label[24];
+        snprintf(label, sizeof label, "%zu", i);
+        rt_task_config tc = {
+            .label = label,
+            .metrics = metrics,
+            .mem = mem,
+            .wm = {.max_out_of_orderness = c.maxLogRequestOutOfOrderness},
+            .no_drain = !c.drain,
+        };
+        rt_op *root;
+        if (rt_task_new(&tc, &tasks[ntasks], err, sizeof err)) {
+            recfile_reader_close(fs->r);
+            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+            goto out;
+        }
+        ntasks++;
+        if (def->build(rt_task_graph(tasks[i]), &c, jopts, run_id, label, &root, err, sizeof err)) {
+            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+            goto out;
+        }
+        rt_task_set_source(tasks[i], &fs->src, root, 0);
+        if (rt_task_open(tasks[i], err, sizeof err)) {
+            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+            goto out;
+        }
+    }
+    int threads = (int)(c.parallelism < (int64_t)ntasks ? c.parallelism : (int64_t)ntasks);
+    if (rt_pool_new(threads, &pool)) goto out;
+    for (size_t i = 0; i < ntasks; i++)
+        if (rt_pool_add(pool, tasks[i])) goto out;
+    log_info(def->name, "run=%s tasks=%zu threads=%d", run_id, ntasks, threads);
+    if (rt_pool_run(pool, err, sizeof err)) {
+        fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+        goto out;
+    }
+    print_summary(stdout, def->name, run_id, tasks, ntasks);
+    rt_metrics_snap snap;
+    if (!rt_metrics_snapshot(metrics, &snap)) {
+        rt_buf lines;
+        rt_buf_init(&lines, 16 << 20);
+        if (!rt_metrics_format_lines(&snap, NULL, "numRecordsOut,numInvalid,numRecordsDeduped", &lines) &&
+            lines.len) {
+            /* one log line per metric: the format Flink's metric reporters give */
+            size_t start = 0;
+            for (size_t i = 0; i < lines.len; i++)
+                if (lines.data[i] == '\n') {
+                    log_info("metrics", "%.*s", (int)(i - start), (char *)lines.data + start);
+                    start = i + 1;
+                }
+        }
+        rt_buf_free(&lines);
+        rt_metrics_snap_free(&snap);
+    }
+    status = 0;
+out:
+    rt_pool_free(pool);
+    for (size_t i = 0; i < ntasks; i++) rt_task_free(tasks[i]);
+    for (size_t i = 0; i < ntasks; i++) recfile_reader_close(sources[i].r);
+    rt_mem_free(mem);
+    rt_metrics_free(metrics);
+    flags_free(tables, 2);
+    def->free_opts(jopts);
+    return status;
+}

@@ -1,0 +1,13 @@
+#include <string.h>
+
+#include "jobs/job.h"
+#include "jobs/raw/raw_job.h"
+
+const job_def *const job_defs[] = {&raw_job_def, NULL};
+
+const job_def *job_find(const char *name)
+{
+    for (int i = 0; job_defs[i]; i++)
+        if (!strcmp(job_defs[i]->name, name)) return job_defs[i];
+    return NULL;
+}

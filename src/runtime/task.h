@@ -1,0 +1,124 @@
+/* Tasks: one input partition with its operator graph, its watermark and its driver loop.
+ *
+ *   rt_task *t;
+ *   rt_task_new(&cfg, &t, err, sizeof err);
+ *   rt_graph *g = rt_task_graph(t);
+ *   ... rt_graph_add_op / rt_graph_connect: the job's graph, root `decode` ...
+ *   rt_task_set_source(t, &src, decode, 0);
+ *   rt_task_open(t, err, sizeof err);                  // rt_graph_open and restore hooks
+ *   rt_task_run(t, err, sizeof err);                   // or steps from a pool (pool.h)
+ *   rt_task_free(t);
+ *
+ * The loop pulls source records and pushes each into the root operator as an rt_record of type
+ * RT_TYPE_SOURCE whose data is the rt_source_record (bytes borrowed from the source until its
+ * next call); a bad span the source reports becomes RT_TYPE_SOURCE_BAD with the error, so the
+ * job routes it to its invalid_record output and goes on. Every `watermark_every` records, when
+ * the source is idle and at each step's end, the watermark generator is polled and a higher
+ * watermark is propagated through the graph.
+ *
+ * At the end of a finite input the task either drains (rt_graph_finish: the watermark goes to
+ * the end of time, every timer fires, every operator finishes) or stops at its last watermark
+ * with state and timers intact for a final snapshot (DESIGN.md §2 "End of a finite input").
+ * A stop requested from another thread (rt_task_request_stop) ends the task the same way at the
+ * next step. A task is driven by one thread at a time. */
+#ifndef LOGPROC_TASK_H
+#define LOGPROC_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/graph.h"
+#include "runtime/watermark.h"
+
+/* ---- sources ---- */
+
+/* One record, or one bad span, as a source reports it. All pointers are borrowed until the
+ * source's next call. */
+typedef struct rt_source_record {
+    int64_t ts;     /* event time (ms); -1 when unknown (bad spans) */
+    int64_t offset; /* Kafka offset, or byte offset of the frame in a file */
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value; /* a bad span: its raw bytes, at most --maxRecordBytes */
+    size_t value_len;
+    size_t raw_length;    /* a bad span: its whole length (value_len may be less) */
+    const char *error;    /* a bad span: what is wrong; NULL for a good record */
+    /* filled by the task: */
+    const char *source; /* the source's name: file path or topic */
+    int32_t partition;  /* -1 for a file */
+} rt_source_record;
+
+enum {
+    RT_SOURCE_RECORD = 0, /* *out is a good record */
+    RT_SOURCE_BAD = 1,    /* *out is a bad span (error set); the source has moved past it */
+    RT_SOURCE_IDLE = 2,   /* nothing to read right now; ask again later */
+    RT_SOURCE_END = 3,    /* the input is finished */
+};
+
+typedef struct rt_source {
+    const char *name;  /* file path or topic (copied into every rt_source_record) */
+    int32_t partition; /* -1 for a file */
+    int finite;        /* 1: a file or a bounded backfill (no idleness, drains by default) */
+    void *self;
+    /* Returns RT_SOURCE_*, or -1 with err set for a fatal error (I/O, lost connection). Must
+     * not block for long: return IDLE instead, so stop requests are seen. */
+    int (*next)(struct rt_source *src, rt_source_record *out, char *err, size_t errlen);
+} rt_source;
+
+/* ---- tasks ---- */
+
+typedef struct rt_task_config {
+    const char *label;      /* task label in metrics and errors ("0", "p3"); copied */
+    rt_metrics *metrics;    /* shared registry (NULL: the graph's own) */
+    rt_mem *mem;            /* shared budget (NULL: unlimited) */
+    rt_wmgen_config wm;     /* watermark generator; idleness is ignored for a finite source */
+    uint32_t watermark_every; /* records between watermark polls; 0: 256 */
+    uint32_t step_records;    /* records per rt_task_step; 0: 4096 */
+    int no_drain;             /* 1: at the end of input stop without draining (--no-drain) */
+} rt_task_config;
+
+typedef struct rt_task rt_task;
+
+typedef enum {
+    RT_TASK_MORE = 0, /* step ended with records possibly left: step again */
+    RT_TASK_IDLE = 1, /* the source had nothing: step again later */
+    RT_TASK_DONE = 2, /* end of input (drained or stopped) or stop requested */
+} rt_task_state;
+
+/* Creates a task and its empty graph. Returns 0, or -1 with err. */
+int rt_task_new(const rt_task_config *cfg, rt_task **out, char *err, size_t errlen);
+/* The task's graph, for the job to build. Owned by the task. */
+rt_graph *rt_task_graph(rt_task *t);
+/* Sets the source (borrowed: it must outlive the task) and the root operator and input its
+ * records go to. */
+void rt_task_set_source(rt_task *t, rt_source *src, rt_op *root, int input);
+/* Opens the graph (rt_graph_open). Returns 0 or -1 with err. */
+int rt_task_open(rt_task *t, char *err, size_t errlen);
+
+/* Runs at most step_records records. Returns RT_TASK_MORE/IDLE/DONE, or -1 with err (a source
+ * or operator failure: the task is then done and may only be freed). */
+int rt_task_step(rt_task *t, char *err, size_t errlen);
+/* Steps until DONE (an IDLE source is polled again at once: for finite sources, and tests).
+ * Returns 0 or -1 with err. */
+int rt_task_run(rt_task *t, char *err, size_t errlen);
+
+/* Asks the task to end at its next step: drain = 1 drains, 0 stops with state kept. Safe from
+ * any thread (an atomic flag). */
+void rt_task_request_stop(rt_task *t, int drain);
+
+typedef struct rt_task_info {
+    const char *label;
+    uint64_t records;     /* good records pushed */
+    uint64_t bad;         /* bad spans pushed */
+    int64_t last_offset;  /* offset of the last record or span taken from the source; -1 none */
+    int64_t watermark;    /* last source watermark propagated */
+    int drained;          /* 1 after rt_graph_finish ran */
+    int done;
+} rt_task_info;
+/* Reads the task's counters (from its driving thread, or after it is done). */
+void rt_task_info_get(const rt_task *t, rt_task_info *info);
+
+/* Frees the graph (closing every operator) and the task. NULL is a no-op. */
+void rt_task_free(rt_task *t);
+
+#endif
