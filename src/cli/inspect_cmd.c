@@ -11,8 +11,9 @@
  * value as base64 under "raw". Exit status 0 when every frame and value was good, 1 otherwise,
  * 2 for a usage error.
  *
- * Avro (magic "Obj\x01"): one plain JSON object per record, printed with avro-c's JSON encoder
- * (this branch moves to the Avro module's printer when that lands).
+ * Avro (magic "Obj\x01"): one plain JSON object per record (avro_file_print_json). An Avro
+ * file that fails part way prints the records before the problem, then the error on stderr,
+ * and exits 1.
  *
  * --raw: PATH holds one serialized message (a wire vector .pb); it prints as one JSON line. */
 #include <stdbool.h>
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <avro.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "cli/cli.h"
@@ -30,6 +30,7 @@
 #include "delivery/delivery.pb-c.h"
 #include "delivery/execution.pb-c.h"
 #include "event/event.pb-c.h"
+#include "formats/avro_file.h"
 #include "formats/pb_json.h"
 #include "formats/pb_util.h"
 #include "formats/record_file.h"
@@ -97,8 +98,7 @@ static void types_collect(type_set *s)
     for (size_t i = 0; i < s->n; i++)
         for (unsigned f = 0; f < s->d[i]->n_fields; f++) {
             const ProtobufCFieldDescriptor *fd = &s->d[i]->fields[f];
-            if (fd->type == PROTOBUF_C_TYPE_MESSAGE && type_set_add(s, fd->descriptor) < 0)
-                return;
+            if (fd->type == PROTOBUF_C_TYPE_MESSAGE && type_set_add(s, fd->descriptor) < 0) return;
         }
 }
 
@@ -128,11 +128,21 @@ static void put_json_string(FILE *out, const uint8_t *s, size_t n)
         fwrite(s + run, 1, i - run, out);
         run = i + 1;
         switch (c) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
         default:
             fputs("\\u00", out);
             fputc(hex[c >> 4], out);
@@ -252,64 +262,46 @@ static int inspect_records(const char *path, const ProtobufCMessageDescriptor *d
 
 static int inspect_avro(const char *path, FILE *out)
 {
-    avro_file_reader_t reader;
-    if (avro_file_reader(path, &reader) != 0) {
-        fprintf(stderr, "logproc inspect: %s: not a readable Avro file: %s\n", path,
-                avro_strerror());
+    char err[512];
+    if (avro_file_print_json(path, out, err, sizeof err) < 0) {
+        fprintf(stderr, "logproc inspect: %s\n", err);
         return 1;
     }
-    avro_schema_t schema = avro_file_reader_get_writer_schema(reader); /* a new reference */
-    avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
-    avro_value_t value;
-    if (iface == NULL || avro_generic_value_new(iface, &value) != 0) {
-        fprintf(stderr, "logproc inspect: %s: %s\n", path, avro_strerror());
-        if (iface) avro_value_iface_decref(iface);
-        avro_schema_decref(schema);
-        avro_file_reader_close(reader);
-        return 1;
-    }
-    int rc, status = 0;
-    uint64_t n = 0;
-    while ((rc = avro_file_reader_read_value(reader, &value)) == 0) {
-        char *json = NULL;
-        if (avro_value_to_json(&value, 1, &json) != 0) {
-            fprintf(stderr, "logproc inspect: %s: record %llu: %s\n", path,
-                    (unsigned long long)n, avro_strerror());
-            status = 1;
-            break;
-        }
-        fputs(json, out);
-        fputc('\n', out);
-        free(json);
-        n++;
-    }
-    if (rc != 0 && rc != EOF) {
-        fprintf(stderr, "logproc inspect: %s: after record %llu: %s\n", path,
-                (unsigned long long)n, avro_strerror());
-        status = 1;
-    }
-    avro_value_decref(&value);
-    avro_value_iface_decref(iface);
-    avro_schema_decref(schema);
-    avro_file_reader_close(reader);
-    return status;
+    return 0;
 }
 
-static int inspect_raw(const char *path, const ProtobufCMessageDescriptor *d, size_t max,
-                       FILE *out)
+static int inspect_raw(const char *path, const ProtobufCMessageDescriptor *d, size_t max, FILE *out)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fprintf(stderr, "logproc inspect: %s: %m\n", path);
         return 1;
     }
-    /* One byte more than the limit tells "exactly the limit" from "over it". */
-    uint8_t *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    int read_err = ferror(f);
+    /* Grows by doubling up to one byte more than the limit, which tells "exactly the limit"
+     * from "over it" for a pipe as well as a file. */
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    const char *failed = NULL;
+    while (!failed && n <= max) {
+        if (n == cap) {
+            size_t want = cap ? cap * 2 : 64 * 1024;
+            if (want > max + 1) want = max + 1;
+            uint8_t *nb = realloc(buf, want);
+            if (nb == NULL) {
+                failed = "out of memory";
+                break;
+            }
+            buf = nb;
+            cap = want;
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0) break;
+    }
+    if (!failed && ferror(f)) failed = "read error";
     fclose(f);
-    if (buf == NULL || read_err) {
-        fprintf(stderr, "logproc inspect: %s: %s\n", path, buf ? "read error" : "out of memory");
+    if (failed) {
+        fprintf(stderr, "logproc inspect: %s: %s\n", path, failed);
         free(buf);
         return 1;
     }
@@ -381,8 +373,9 @@ int cli_inspect(int argc, char **argv)
     }
     const ProtobufCMessageDescriptor *d = type_find(&types, opts.type);
     if (d == NULL) {
-        fprintf(stderr, "logproc inspect: --type=%s: unknown message type (--type=list prints "
-                        "the known ones)\n",
+        fprintf(stderr,
+                "logproc inspect: --type=%s: unknown message type (--type=list prints "
+                "the known ones)\n",
                 opts.type);
         goto out;
     }

@@ -55,7 +55,7 @@ uint32_t crc32c_update_sw(uint32_t crc, const void *buf, size_t len)
 #if defined(__x86_64__)
 /* Compiled for SSE4.2 on its own, so the rest of the program keeps the baseline ISA. */
 __attribute__((target("sse4.2"))) uint32_t crc32c_update_hw(uint32_t crc, const void *buf,
-                                                             size_t len)
+                                                            size_t len)
 {
     const uint8_t *p = buf;
     uint64_t c = (uint32_t)~crc;

@@ -319,8 +319,8 @@ static int limit_text(const recfile_reader *r, const probe *p, char *buf, size_t
         return snprintf(buf, cap, "key_length %u over --maxRecordBytes %zu", p->key_len,
                         r->max_record);
     return snprintf(buf, cap, "key_length %u + value_length %u = %llu over --maxRecordBytes %zu",
-                    p->key_len, p->value_len,
-                    (unsigned long long)p->key_len + p->value_len, r->max_record);
+                    p->key_len, p->value_len, (unsigned long long)p->key_len + p->value_len,
+                    r->max_record);
 }
 
 static void describe(recfile_reader *r, const probe *p, size_t span, int at_eof)
@@ -392,8 +392,8 @@ int recfile_next(recfile_reader *r, recfile_record *rec, recfile_bad *bad)
     size_t end = p.kind == PROBE_OK ? r->pos + (size_t)p.frame_len : resync(r, r->pos + 1);
     size_t span = end - r->pos;
     describe(r, &p, span, end == r->size);
-    int header_ok = p.kind != PROBE_NO_MARKER && p.kind != PROBE_SHORT_HEADER &&
-                    p.kind != PROBE_HEADER_CRC;
+    int header_ok =
+        p.kind != PROBE_NO_MARKER && p.kind != PROBE_SHORT_HEADER && p.kind != PROBE_HEADER_CRC;
     bad->offset = r->pos;
     bad->ts_ms = header_ok ? p.ts_ms : -1;
     bad->error = r->err;
@@ -412,8 +412,8 @@ static recfile_reader *reader_new(size_t max_record_bytes)
     return r;
 }
 
-int recfile_reader_open(const char *path, size_t max_record_bytes, recfile_reader **out,
-                        char *err, size_t errlen)
+int recfile_reader_open(const char *path, size_t max_record_bytes, recfile_reader **out, char *err,
+                        size_t errlen)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

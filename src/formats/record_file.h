@@ -28,7 +28,7 @@
 
 /* The first four bytes of every frame, so of every non-empty record file. 0xF7 and 0xFE never
  * occur in UTF-8, and 0xF7 cannot start a protobuf tag (wire type 7 does not exist). */
-#define RECFILE_SYNC "\xF7" "LR" "\xFE"
+#define RECFILE_SYNC "\xF7\x4C\x52\xFE" /* \xF7 L R \xFE */
 #define RECFILE_SYNC_BYTES 4
 #define RECFILE_HEADER_BYTES 24   /* sync .. header_crc */
 #define RECFILE_FRAME_OVERHEAD 28 /* header + frame_crc */
@@ -86,8 +86,8 @@ typedef struct recfile_bad {
  * one frame (0: RECFILE_DEFAULT_MAX_RECORD_BYTES). The mapping is the only memory that grows
  * with the file, and the kernel pages it. Returns 0, or -1 with err naming the path (missing,
  * not a regular file, mmap failure). */
-int recfile_reader_open(const char *path, size_t max_record_bytes, recfile_reader **out,
-                        char *err, size_t errlen);
+int recfile_reader_open(const char *path, size_t max_record_bytes, recfile_reader **out, char *err,
+                        size_t errlen);
 /* The same over len bytes at buf, which the caller keeps alive and unchanged until close (a file
  * already in memory, a fuzzer's input). Never fails except for memory; returns 0 or -1. */
 int recfile_reader_open_mem(const void *buf, size_t len, size_t max_record_bytes,

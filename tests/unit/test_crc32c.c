@@ -50,9 +50,10 @@ static void check_vectors(crc_fn f)
         buf[i] = (uint8_t)(31 - i);
     assert_int_equal(f(0, buf, 32), 0x113FDB5Cu);
     /* an iSCSI read command PDU */
-    static const uint8_t pdu[48] = {0x01, 0xC0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                    0x14, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0x14, 0, 0, 0, 0x18,
-                                    0x28, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t pdu[48] = {0x01, 0xC0, 0, 0,    0,    0, 0, 0,    0,    0, 0,    0,
+                                    0,    0,    0, 0,    0x14, 0, 0, 0,    0,    0, 0x04, 0,
+                                    0,    0,    0, 0x14, 0,    0, 0, 0x18, 0x28, 0, 0,    0,
+                                    0,    0,    0, 0,    0x02, 0, 0, 0,    0,    0, 0,    0};
     assert_int_equal(f(0, pdu, sizeof pdu), 0xD9963A56u);
 }
 
@@ -136,9 +137,9 @@ static void test_long_buffer_paths_agree(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors_table),   cmocka_unit_test(test_vectors_hardware),
-        cmocka_unit_test(test_vectors_dispatch), cmocka_unit_test(test_oracle_table),
-        cmocka_unit_test(test_oracle_hardware), cmocka_unit_test(test_chaining),
+        cmocka_unit_test(test_vectors_table),           cmocka_unit_test(test_vectors_hardware),
+        cmocka_unit_test(test_vectors_dispatch),        cmocka_unit_test(test_oracle_table),
+        cmocka_unit_test(test_oracle_hardware),         cmocka_unit_test(test_chaining),
         cmocka_unit_test(test_long_buffer_paths_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

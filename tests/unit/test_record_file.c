@@ -134,8 +134,9 @@ static void expect_record(recfile_reader *r, const spec *s, uint64_t offset)
     recfile_record rec;
     recfile_bad bad;
     int rc = recfile_next(r, &rec, &bad);
-    if (rc == 2) fail_msg("expected a record at %llu, got bad span at %llu: %s",
-                          (unsigned long long)offset, (unsigned long long)bad.offset, bad.error);
+    if (rc == 2)
+        fail_msg("expected a record at %llu, got bad span at %llu: %s", (unsigned long long)offset,
+                 (unsigned long long)bad.offset, bad.error);
     assert_int_equal(rc, 1);
     assert_int_equal(rec.offset, offset);
     assert_true(rec.ts_ms == s->ts);
@@ -158,8 +159,9 @@ static void expect_bad(recfile_reader *r, uint64_t offset, size_t full_len, int6
     recfile_record rec;
     recfile_bad bad;
     int rc = recfile_next(r, &rec, &bad);
-    if (rc == 1) fail_msg("expected a bad span at %llu, got a record at %llu",
-                          (unsigned long long)offset, (unsigned long long)rec.offset);
+    if (rc == 1)
+        fail_msg("expected a bad span at %llu, got a record at %llu", (unsigned long long)offset,
+                 (unsigned long long)rec.offset);
     assert_int_equal(rc, 2);
     assert_int_equal(bad.offset, offset);
     assert_int_equal(bad.full_len, full_len);
@@ -255,15 +257,15 @@ static void test_frame_bytes(void **state)
     size_t n;
     uint8_t *b = slurp(path, &n);
     assert_int_equal(n, 33 + 28);
-    static const uint8_t head[20] = {0xF7, 'L',  'R',  0xFE, 2,    0,    0,    0,    3,    0,
-                                     0,    0,    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01};
+    static const uint8_t head[20] = {0xF7, 'L', 'R',  0xFE, 2,    0,    0,    0,    3,    0,
+                                     0,    0,   0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01};
     assert_memory_equal(b, head, 20);
     assert_int_equal(le32(b + 20), crc_bitwise(b, 20));
     assert_memory_equal(b + 24, "abxyz", 5);
     assert_int_equal(le32(b + 29), crc_bitwise(b, 29));
     /* second frame: empty key and value, timestamp -2 as two's complement */
-    static const uint8_t head2[20] = {0xF7, 'L',  'R',  0xFE, 0,    0,    0,    0,    0,    0,
-                                      0,    0,    0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    static const uint8_t head2[20] = {0xF7, 'L', 'R',  0xFE, 0,    0,    0,    0,    0,    0,
+                                      0,    0,   0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
     assert_memory_equal(b + 33, head2, 20);
     assert_int_equal(le32(b + 53), crc_bitwise(b + 33, 20));
     assert_int_equal(le32(b + 57), crc_bitwise(b + 33, 24));
@@ -335,11 +337,11 @@ static void test_garbage_between_frames(void **state)
     fill(junk, sizeof junk, 999);
 
     bytes f = {0};
-    put(&f, junk, 7);                 /* at the start */
-    put(&f, b, offs[2]);              /* A B */
-    put(&f, junk, sizeof junk);       /* between */
+    put(&f, junk, 7);                  /* at the start */
+    put(&f, b, offs[2]);               /* A B */
+    put(&f, junk, sizeof junk);        /* between */
     put(&f, b + offs[2], n - offs[2]); /* C D */
-    put(&f, junk, 30);                /* at the end */
+    put(&f, junk, 30);                 /* at the end */
     const char *path = path_for("garbage.rec");
     spill(path, f.p, f.n);
 
@@ -347,8 +349,8 @@ static void test_garbage_between_frames(void **state)
     expect_bad(r, 0, 7, -1, "no sync marker: 7 bytes of garbage before the next frame", 0);
     expect_record(r, &abcd[0], 7 + offs[0]);
     expect_record(r, &abcd[1], 7 + offs[1]);
-    expect_bad(r, 7 + offs[2], 100, -1, "no sync marker: 100 bytes of garbage before the next frame",
-               0);
+    expect_bad(r, 7 + offs[2], 100, -1,
+               "no sync marker: 100 bytes of garbage before the next frame", 0);
     expect_record(r, &abcd[2], 107 + offs[2]);
     expect_record(r, &abcd[3], 107 + offs[3]);
     expect_bad(r, 107 + n, 30, -1, "no sync marker: 30 bytes of garbage before end of file", 0);
@@ -499,9 +501,9 @@ static void test_torn_frame_then_frames(void **state)
     size_t n;
     uint8_t *b = slurp(good, &n);
     bytes f = {0};
-    put(&f, b, offs[2]);                 /* A B */
-    put(&f, b + offs[1], 24 + 9 + 40);   /* B again, torn after 40 value bytes (of 300) */
-    put(&f, b + offs[2], n - offs[2]);   /* C D */
+    put(&f, b, offs[2]);               /* A B */
+    put(&f, b + offs[1], 24 + 9 + 40); /* B again, torn after 40 value bytes (of 300) */
+    put(&f, b + offs[2], n - offs[2]); /* C D */
     const char *path = path_for("torn.rec");
     spill(path, f.p, f.n);
     recfile_reader *r = open_reader(path, 0);
