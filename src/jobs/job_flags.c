@@ -108,7 +108,7 @@ static const flag_def common_defs[] = {
     {"logFormat", NULL, FLAG_STRING, "text", O(logFormat), "log lines as text (key=value) or json", 0},
     {"logLevel", NULL, FLAG_STRING, "info", O(logLevel), "debug, info, warn or error", 0},
     {"metricsLogInterval", NULL, FLAG_DURATION, "PT0S", O(metricsLogInterval),
-     "period of metric log lines (numRecordsOut per operator); PT0S: only at the end", 0},
+     "period of metric log lines (numRecordsOut and numRecordsOutPerSecond per operator); PT0S: only the final lines", 0},
     {"runId", NULL, FLAG_STRING, NULL, O(runId),
      "8 hex digits naming this run in part file names; default: chosen at random", 0},
     {"drain", NULL, FLAG_BOOL, "true", O(drain),

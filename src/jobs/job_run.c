@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,61 @@ static void print_summary(FILE *out, const char *job, const char *run_id, rt_tas
     for (size_t k = 0; k < nt; k++)
         fprintf(out, "  %-12" PRIu64 " %6" PRIu64 " %12" PRIu64 "  %s\n", totals[k].records,
                 totals[k].parts, totals[k].bytes, totals[k].dir);
+}
+
+/* ---- metric log lines ---- */
+
+/* Logs one line per metric (numRecordsOut, numRecordsOutPerSecond, ...) for the given prefixes,
+ * with rates against prev when given. */
+static void log_metrics(rt_metrics *m, rt_metrics_snap *prev, rt_metrics_snap *cur, const char *only)
+{
+    if (rt_metrics_snapshot(m, cur)) {
+        memset(cur, 0, sizeof *cur);
+        return;
+    }
+    rt_buf lines;
+    rt_buf_init(&lines, 16 << 20);
+    if (!rt_metrics_format_lines(cur, prev, only, &lines)) {
+        size_t start = 0;
+        for (size_t i = 0; i < lines.len; i++)
+            if (lines.data[i] == '\n') {
+                log_info("metrics", "%.*s", (int)(i - start), (char *)lines.data + start);
+                start = i + 1;
+            }
+    }
+    rt_buf_free(&lines);
+}
+
+typedef struct metrics_logger {
+    rt_metrics *m;
+    int64_t interval_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+} metrics_logger;
+
+/* Every interval: a metric line per operator with its rate since the previous one. */
+static void *metrics_logger_main(void *arg)
+{
+    metrics_logger *ml = arg;
+    rt_metrics_snap prev = {0}, cur;
+    int have_prev = 0;
+    pthread_mutex_lock(&ml->mu);
+    while (!ml->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += ml->interval_ms / 1000;
+        until.tv_nsec += (ml->interval_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+        if (pthread_cond_timedwait(&ml->cv, &ml->mu, &until) != ETIMEDOUT) continue;
+        log_metrics(ml->m, have_prev ? &prev : NULL, &cur, "numRecordsOut,numInvalid");
+        if (have_prev) rt_metrics_snap_free(&prev);
+        prev = cur;
+        have_prev = 1;
+    }
+    pthread_mutex_unlock(&ml->mu);
+    if (have_prev) rt_metrics_snap_free(&prev);
+    return NULL;
 }
 
 static void random_run_id(char out[9])
@@ -210,28 +266,30 @@ int job_run_main(const job_def *def, int argc, char **argv)
     for (size_t i = 0; i < ntasks; i++)
         if (rt_pool_add(pool, tasks[i])) goto out;
     log_info(def->name, "run=%s tasks=%zu threads=%d", run_id, ntasks, threads);
-    if (rt_pool_run(pool, err, sizeof err)) {
+    metrics_logger ml = {.m = metrics, .interval_ms = c.metricsLogInterval};
+    pthread_t ml_thread;
+    int ml_started = 0;
+    if (c.metricsLogInterval > 0) {
+        pthread_mutex_init(&ml.mu, NULL);
+        pthread_cond_init(&ml.cv, NULL);
+        ml_started = !pthread_create(&ml_thread, NULL, metrics_logger_main, &ml);
+    }
+    int run_rc = rt_pool_run(pool, err, sizeof err);
+    if (ml_started) {
+        pthread_mutex_lock(&ml.mu);
+        ml.stop = 1;
+        pthread_cond_signal(&ml.cv);
+        pthread_mutex_unlock(&ml.mu);
+        pthread_join(ml_thread, NULL);
+    }
+    if (run_rc) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, err);
         goto out;
     }
     print_summary(stdout, def->name, run_id, tasks, ntasks);
     rt_metrics_snap snap;
-    if (!rt_metrics_snapshot(metrics, &snap)) {
-        rt_buf lines;
-        rt_buf_init(&lines, 16 << 20);
-        if (!rt_metrics_format_lines(&snap, NULL, "numRecordsOut,numInvalid,numRecordsDeduped", &lines) &&
-            lines.len) {
-            /* one log line per metric: the format Flink's metric reporters give */
-            size_t start = 0;
-            for (size_t i = 0; i < lines.len; i++)
-                if (lines.data[i] == '\n') {
-                    log_info("metrics", "%.*s", (int)(i - start), (char *)lines.data + start);
-                    start = i + 1;
-                }
-        }
-        rt_buf_free(&lines);
-        rt_metrics_snap_free(&snap);
-    }
+    log_metrics(metrics, NULL, &snap, "numRecordsIn,numRecordsOut,numInvalid,numRecordsDeduped");
+    rt_metrics_snap_free(&snap);
     status = 0;
 out:
     rt_pool_free(pool);
