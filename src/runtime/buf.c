@@ -29,7 +29,8 @@ int rt_buf_reserve(rt_buf *b, size_t n)
     size_t need = b->len + n;
     if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     if (cap > b->limit) cap = b->limit;
     uint8_t *p = realloc(b->data, cap);
     if (!p) return -1;
@@ -55,14 +56,16 @@ int rt_buf_put_u8(rt_buf *b, uint8_t v)
 int rt_buf_put_u32(rt_buf *b, uint32_t v)
 {
     uint8_t x[4];
-    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
     return rt_buf_append(b, x, 4);
 }
 
 int rt_buf_put_u64(rt_buf *b, uint64_t v)
 {
     uint8_t x[8];
-    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
     return rt_buf_append(b, x, 8);
 }
 
@@ -96,7 +99,8 @@ int rt_buf_put_str(rt_buf *b, const char *s)
 
 void rt_buf_patch_u32(rt_buf *b, size_t off, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) b->data[off + (size_t)i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b->data[off + (size_t)i] = (uint8_t)(v >> (8 * i));
 }
 
 void rt_buf_reader_init(rt_buf_reader *r, const void *p, size_t n)
@@ -138,7 +142,8 @@ int rt_buf_read_u64(rt_buf_reader *r, uint64_t *v)
     const uint8_t *p;
     if (rt_buf_read_raw(r, 8, &p) < 0) return -1;
     uint64_t x = 0;
-    for (int i = 7; i >= 0; i--) x = x << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        x = x << 8 | p[i];
     *v = x;
     return 0;
 }

@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RT_BUF_DEFAULT_LIMIT ((size_t)1 << 30) /* 1 GiB: the cap when a caller has no better one */
+#define RT_BUF_DEFAULT_LIMIT ((size_t)1 << 30) /* 1 GiB: the cap when a caller has no better one   \
+                                                */
 
 typedef struct rt_buf {
     uint8_t *data; /* NULL until the first append; owned by the buffer */
@@ -44,7 +45,8 @@ int rt_buf_put_varint(rt_buf *b, uint64_t v);
 int rt_buf_put_bytes(rt_buf *b, const void *p, size_t n);
 /* A varint length then the string's bytes (no NUL). */
 int rt_buf_put_str(rt_buf *b, const char *s);
-/* Overwrites 4 bytes at off (< len - 3) with v: for a length or count written before it is known. */
+/* Overwrites 4 bytes at off (< len - 3) with v: for a length or count written before it is known.
+ */
 void rt_buf_patch_u32(rt_buf *b, size_t off, uint32_t v);
 
 /* ---- reading ---- */

@@ -143,13 +143,13 @@ int rt_graph_connect(rt_graph *g, rt_op *from, int portno, rt_op *to, int input)
         return -1;
     }
     if (portno < 0 || portno >= from->nout) {
-        graph_fail(g, "connect %s -> %s: port %d, the operator has %d", from->uid, to->uid,
-                   portno, from->nout);
+        graph_fail(g, "connect %s -> %s: port %d, the operator has %d", from->uid, to->uid, portno,
+                   from->nout);
         return -1;
     }
     if (input < 0 || input >= to->nin) {
-        graph_fail(g, "connect %s -> %s: input %d, the operator has %d", from->uid, to->uid,
-                   input, to->nin);
+        graph_fail(g, "connect %s -> %s: input %d, the operator has %d", from->uid, to->uid, input,
+                   to->nin);
         return -1;
     }
     port *p = &from->ports[portno];
@@ -233,7 +233,8 @@ static int topo_sort(rt_graph *g, char *err, size_t errlen)
         snprintf(err, errlen, "graph: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) indeg[i] = g->ops[i]->nups;
+    for (size_t i = 0; i < n; i++)
+        indeg[i] = g->ops[i]->nups;
     for (size_t k = 0; k < n; k++) {
         size_t pick = n;
         for (size_t i = 0; i < n && pick == n; i++)
@@ -250,7 +251,8 @@ static int topo_sort(rt_graph *g, char *err, size_t errlen)
         order[k] = g->ops[pick];
         rt_op *op = g->ops[pick];
         for (int p = 0; p < op->nout; p++)
-            for (size_t e = 0; e < op->ports[p].n; e++) indeg[op->ports[p].e[e].to->index]--;
+            for (size_t e = 0; e < op->ports[p].n; e++)
+                indeg[op->ports[p].e[e].to->index]--;
     }
     memcpy(g->ops, order, n * sizeof *order);
     rc = 0;
@@ -260,6 +262,8 @@ out:
     free(done);
     return rc;
 }
+
+static int register_side(rt_op *op, int portno);
 
 static int register_metrics(rt_graph *g, rt_op *op)
 {
@@ -272,13 +276,8 @@ static int register_metrics(rt_graph *g, rt_op *op)
         return -1;
     rt_gauge_set(op->g_wm, op->in_wm);
     rt_gauge_set(op->g_mem, op->mem);
-    for (int p = 1; p < op->nout; p++) {
-        if (!op->ports[p].name) continue;
-        snprintf(labels, sizeof labels, "operator=%s,output=%s,task=%s", op->uid,
-                 op->ports[p].name, g->task);
-        if (rt_metrics_counter(g->metrics, "numRecordsOutSide", labels, &op->ports[p].side) < 0)
-            return -1;
-    }
+    for (int p = 1; p < op->nout; p++)
+        if (op->ports[p].name && register_side(op, p) < 0) return -1;
     return 0;
 }
 
@@ -301,8 +300,10 @@ int rt_graph_open(rt_graph *g, char *err, size_t errlen)
             goto fail;
         }
         if (register_metrics(g, op) < 0) {
-            snprintf(err, errlen, "operator %s: cannot register metrics (out of memory, or a "
-                     "name clash)", op->uid);
+            snprintf(err, errlen,
+                     "operator %s: cannot register metrics (out of memory, or a "
+                     "name clash)",
+                     op->uid);
             goto fail;
         }
     }
@@ -353,14 +354,45 @@ void rt_op_set_watermark_holdback(rt_op *op, int64_t ms)
     op->holdback = ms > 0 ? ms : 0;
 }
 
+static int register_side(rt_op *op, int portno)
+{
+    char labels[LABELS_MAX];
+    snprintf(labels, sizeof labels, "operator=%s,output=%s,task=%s", op->uid,
+             op->ports[portno].name, op->g->task);
+    return rt_metrics_counter(op->g->metrics, "numRecordsOutSide", labels, &op->ports[portno].side);
+}
+
 int rt_op_set_port_name(rt_op *op, int portno, const char *name)
 {
-    if (portno < 0 || portno >= op->nout || op->g->open) return -1;
+    if (portno < 0 || portno >= op->nout) return -1;
     char *s = strdup(name);
     if (!s) return -1;
     free(op->ports[portno].name);
     op->ports[portno].name = s;
+    op->ports[portno].side = NULL;
+    /* after open's registration pass (e.g. named from the operator's open): register now */
+    if (op->c_in && portno > 0 && register_side(op, portno) < 0) return -1;
     return 0;
+}
+
+static int op_metric(rt_op *op, const char *name, rt_counter **c, rt_gauge **g)
+{
+    char labels[LABELS_MAX];
+    snprintf(labels, sizeof labels, "operator=%s,task=%s", op->uid, op->g->task);
+    int rc = c ? rt_metrics_counter(op->g->metrics, name, labels, c)
+               : rt_metrics_gauge(op->g->metrics, name, labels, g);
+    if (rc < 0) return rt_op_fail(op, "metric %s: out of memory, or a clash of kinds", name);
+    return 0;
+}
+
+int rt_op_counter(rt_op *op, const char *name, rt_counter **out)
+{
+    return op_metric(op, name, out, NULL);
+}
+
+int rt_op_gauge(rt_op *op, const char *name, rt_gauge **out)
+{
+    return op_metric(op, name, NULL, out);
 }
 
 int rt_op_fail(rt_op *op, const char *fmt, ...)
@@ -507,7 +539,7 @@ int rt_graph_push(rt_graph *g, rt_op *op, int input, const rt_record *rec)
     if (!g->open || g->finished || op->g != g || !op->vt->process || input < 0 ||
         input >= op->nin) {
         graph_fail(g, "push into operator %s input %d: %s", op->uid, input,
-                   !g->open       ? "the graph is not open"
+                   !g->open      ? "the graph is not open"
                    : g->finished ? "the graph is finished"
                                  : "no such input");
         return -1;
@@ -650,7 +682,8 @@ int64_t rt_graph_watermark(const rt_graph *g)
     for (size_t i = 0; i < g->n; i++) {
         rt_op *op = g->ops[i];
         size_t down = 0;
-        for (int p = 0; p < op->nout; p++) down += op->ports[p].n;
+        for (int p = 0; p < op->nout; p++)
+            down += op->ports[p].n;
         if (down) continue;
         any = 1;
         if (op->out_wm < m) m = op->out_wm;
@@ -700,8 +733,7 @@ int rt_graph_snapshot(rt_graph *g, rt_buf *out)
         graph_fail(g, "snapshot: the graph is not open");
         return -1;
     }
-    if (rt_buf_put_u32(out, SNAP_VERSION) < 0 || rt_buf_put_u32(out, (uint32_t)g->n) < 0)
-        goto full;
+    if (rt_buf_put_u32(out, SNAP_VERSION) < 0 || rt_buf_put_u32(out, (uint32_t)g->n) < 0) goto full;
     for (size_t i = 0; i < g->n; i++) {
         if (snapshot_op(g->ops[i], out) < 0) {
             if (!g->failed)
@@ -746,8 +778,7 @@ static int restore_op(rt_graph *g, rt_buf_reader *r, char *err, size_t errlen)
     for (uint32_t i = 0; i < nkv; i++) {
         if (rt_buf_read_bytes(r, &namep, &namen) < 0 || rt_buf_read_u32(r, &len) < 0 ||
             rt_buf_read_raw(r, len, &sec) < 0) {
-            snprintf(err, errlen, "graph snapshot: operator %s: truncated state table %u", uid,
-                     i);
+            snprintf(err, errlen, "graph snapshot: operator %s: truncated state table %u", uid, i);
             return -1;
         }
         rt_kv *kv = NULL;
@@ -784,8 +815,10 @@ static int restore_op(rt_graph *g, rt_buf_reader *r, char *err, size_t errlen)
     secn = len;
     if (secn) {
         if (!op->vt->restore) {
-            snprintf(err, errlen, "operator %s: the snapshot has %zu bytes of its own state but "
-                     "it has no restore callback", uid, secn);
+            snprintf(err, errlen,
+                     "operator %s: the snapshot has %zu bytes of its own state but "
+                     "it has no restore callback",
+                     uid, secn);
             return -1;
         }
         if (op->vt->restore(op, sec, secn) < 0) {
@@ -835,7 +868,8 @@ void rt_graph_free(rt_graph *g)
     }
     for (size_t k = g->n; k-- > 0;) {
         rt_op *op = g->ops[k];
-        for (size_t i = 0; i < op->nkv; i++) rt_kv_free_(op->kvs[i]);
+        for (size_t i = 0; i < op->nkv; i++)
+            rt_kv_free_(op->kvs[i]);
         free(op->kvs);
         rt_timers_free(op->timers);
         for (int p = 0; p < op->nout; p++) {

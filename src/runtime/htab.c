@@ -129,7 +129,8 @@ void rt_htab_clear(rt_htab *h)
         h->size[t] = h->used[t] = 0;
     }
     h->rehash_idx = 0;
-    for (rt_htab_iter *it = h->iters; it; it = it->link) it->next = NULL, it->table = 2;
+    for (rt_htab_iter *it = h->iters; it; it = it->link)
+        it->next = NULL, it->table = 2;
 }
 
 static int rehashing(const rt_htab *h)
@@ -271,9 +272,20 @@ void rt_htab_unlink(rt_htab *h, rt_hentry *e)
     h->used[t]--;
     for (rt_htab_iter *it = h->iters; it; it = it->link)
         if (it->next == e) it->next = e->next;
+    if (!h->used[0] && !h->used[1] && !h->iters) {
+        /* empty: drop the buckets now instead of shrinking step by step */
+        for (int k = 0; k < 2; k++) {
+            free_buckets(h, h->t[k], h->size[k]);
+            h->t[k] = NULL;
+            h->size[k] = 0;
+        }
+        h->rehash_idx = 0;
+        return;
+    }
     if (!rehashing(h) && h->size[0] > MIN_BUCKETS && h->used[0] < h->size[0] / 8) {
         size_t n = MIN_BUCKETS;
-        while (n < h->used[0] * 2) n *= 2;
+        while (n < h->used[0] * 2)
+            n *= 2;
         start_rehash(h, n);
     }
     rehash_step(h);

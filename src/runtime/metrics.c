@@ -141,8 +141,8 @@ int rt_metrics_snapshot(rt_metrics *m, rt_metrics_snap *snap)
         s[i].name = c->name;
         s[i].labels = c->labels;
         s[i].kind = c->kind;
-        s[i].value = c->kind == RT_METRIC_COUNTER ? (int64_t)rt_counter_get(&c->u.c)
-                                                  : rt_gauge_get(&c->u.g);
+        s[i].value =
+            c->kind == RT_METRIC_COUNTER ? (int64_t)rt_counter_get(&c->u.c) : rt_gauge_get(&c->u.g);
     }
     pthread_mutex_unlock(&m->lock);
     snap->samples = s;
@@ -242,7 +242,8 @@ int rt_metrics_format_prometheus(const rt_metrics_snap *cur, rt_buf *out)
     size_t nn = 0;
     for (size_t i = 0; i < cur->n; i++) {
         size_t k = 0;
-        while (k < nn && strcmp(names[k], cur->samples[i].name)) k++;
+        while (k < nn && strcmp(names[k], cur->samples[i].name))
+            k++;
         if (k == nn) names[nn++] = cur->samples[i].name;
     }
     int rc = 0;

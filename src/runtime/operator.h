@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "runtime/buf.h"
+#include "runtime/metrics.h"
 #include "runtime/record.h"
 
 typedef struct rt_op rt_op;
@@ -76,9 +77,15 @@ int64_t rt_op_output_watermark(const rt_op *op);
  * timer delay): the output watermark is then input - ms. Set in open; may be raised later, and the
  * output watermark still never moves backwards. */
 void rt_op_set_watermark_holdback(rt_op *op, int64_t ms);
-/* Names output port `port` (for side-output metrics: numRecordsOutSide output=<name>). The name
- * is copied. Returns 0 or -1 (bad port, out of memory). */
+/* Names output port `port` (> 0 gets a side-output counter, numRecordsOutSide with labels
+ * operator=<uid>,output=<name>,task=<task>). Any time before records flow (building, or open).
+ * The name is copied. Returns 0 or -1 (bad port, out of memory). */
 int rt_op_set_port_name(rt_op *op, int port, const char *name);
+
+/* Finds or creates a metric of this operator, labelled operator=<uid>,task=<task> like the
+ * graph's own (metrics.h). For open, not per record. Returns 0, or -1 with the failure recorded. */
+int rt_op_counter(rt_op *op, const char *name, rt_counter **out);
+int rt_op_gauge(rt_op *op, const char *name, rt_gauge **out);
 
 /* Records the reason for a failure: "operator <uid>: <message>", kept by the graph (the first
  * failure wins) and returned by rt_graph_error. Returns -1, so `return rt_op_fail(op, ...)`. */
@@ -90,10 +97,10 @@ int rt_op_fail(rt_op *op, const char *fmt, ...) __attribute__((format(printf, 2,
  * registration of the same (key, time) is a no-op. The timer fires (on_timer) once the input
  * watermark is >= time: at the next watermark rise, or right away within the current firing
  * round if one is running. Equal times fire in registration order. Cost: O(log n), one
- * allocation of about 64 + key_len bytes, charged to the operator's memory. Returns 0, or -1
+ * allocation; about 90 + key_len bytes in all, charged to the operator. Returns 0, or -1
  * (memory limit: the failure is recorded as by rt_op_fail). */
 int rt_timer_register(rt_op *op, int64_t time, const void *key, size_t key_len);
-/* Deletes the timer (key, time). Returns 1 if there was one, 0 if not. O(log n). */
+/* Deletes the timer (key, time). Returns 1 if there was one, 0 if not. O(1) amortized. */
 int rt_timer_delete(rt_op *op, int64_t time, const void *key, size_t key_len);
 /* Pending timers of the operator. */
 size_t rt_timer_count(const rt_op *op);

@@ -58,7 +58,8 @@ static void *worker(void *arg)
     char err[512];
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->qlen && p->remaining) pthread_cond_wait(&p->cond, &p->lock);
+        while (!p->qlen && p->remaining)
+            pthread_cond_wait(&p->cond, &p->lock);
         if (!p->remaining) break;
         size_t i = p->queue[p->head];
         p->head = (p->head + 1) % p->n;
@@ -72,7 +73,8 @@ static void *worker(void *arg)
             if (!p->failed) {
                 p->failed = 1;
                 snprintf(p->err, sizeof p->err, "%s", err);
-                for (size_t k = 0; k < p->n; k++) rt_task_request_stop(p->tasks[k], 0);
+                for (size_t k = 0; k < p->n; k++)
+                    rt_task_request_stop(p->tasks[k], 0);
             }
             p->remaining--;
             pthread_cond_broadcast(&p->cond);
@@ -110,7 +112,8 @@ int rt_pool_run(rt_pool *p, char *err, size_t errlen)
         return -1;
     }
     p->head = p->qlen = 0;
-    for (size_t i = 0; i < p->n; i++) push(p, i);
+    for (size_t i = 0; i < p->n; i++)
+        push(p, i);
     p->remaining = p->n;
     p->failed = 0;
     int nt = p->threads < (int)p->n ? p->threads : (int)p->n;
@@ -124,7 +127,8 @@ int rt_pool_run(rt_pool *p, char *err, size_t errlen)
         snprintf(err, errlen, "pool: cannot start a worker thread");
         return -1;
     }
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
     free(p->queue);
     p->queue = NULL;
     if (p->failed) {
@@ -137,7 +141,8 @@ int rt_pool_run(rt_pool *p, char *err, size_t errlen)
 void rt_pool_request_stop(rt_pool *p, int drain)
 {
     pthread_mutex_lock(&p->lock);
-    for (size_t k = 0; k < p->n; k++) rt_task_request_stop(p->tasks[k], drain);
+    for (size_t k = 0; k < p->n; k++)
+        rt_task_request_stop(p->tasks[k], drain);
     pthread_mutex_unlock(&p->lock);
 }
 

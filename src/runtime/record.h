@@ -21,10 +21,10 @@
 #define RT_TYPE_SOURCE_BAD (-2) /* data: const rt_source_record * whose error is set */
 
 typedef struct rt_record {
-    int64_t ts;         /* event time (ms); a record emitted from a timer carries the timer's time */
-    int type;           /* job-defined (>= 0) or RT_TYPE_* */
-    void *data;         /* job-defined: a decoded message, a struct, raw bytes */
-    size_t len;         /* length of data when it is bytes; 0 otherwise */
+    int64_t ts; /* event time (ms); a record emitted from a timer carries the timer's time */
+    int type;   /* job-defined (>= 0) or RT_TYPE_* */
+    void *data; /* job-defined: a decoded message, a struct, raw bytes */
+    size_t len; /* length of data when it is bytes; 0 otherwise */
     const uint8_t *key; /* the key the record is partitioned/keyed by, or NULL */
     size_t key_len;
 } rt_record;

@@ -59,8 +59,8 @@ void rt_kv_free_(rt_kv *kv)
 static int put_failed(rt_kv *kv, size_t klen, size_t vlen)
 {
     if (klen > RT_HTAB_KEY_MAX)
-        return rt_op_fail(kv->op, "state %s: key of %zu bytes over the limit of %u", kv->name,
-                          klen, RT_HTAB_KEY_MAX);
+        return rt_op_fail(kv->op, "state %s: key of %zu bytes over the limit of %u", kv->name, klen,
+                          RT_HTAB_KEY_MAX);
     if (vlen > RT_HTAB_VAL_MAX)
         return rt_op_fail(kv->op, "state %s: value of %zu bytes over the limit of %u", kv->name,
                           vlen, RT_HTAB_VAL_MAX);
@@ -151,8 +151,7 @@ void rt_kv_iter_end(rt_kv_iter *it)
 
 int rt_kv_snapshot(rt_kv *kv, rt_buf *out)
 {
-    if (rt_buf_put_u32(out, KV_VERSION) < 0 || rt_buf_put_u64(out, rt_kv_count(kv)) < 0)
-        return -1;
+    if (rt_buf_put_u32(out, KV_VERSION) < 0 || rt_buf_put_u64(out, rt_kv_count(kv)) < 0) return -1;
     rt_htab_iter it;
     rt_htab_iter_begin(&kv->h, &it);
     int rc = 0;

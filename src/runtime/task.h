@@ -41,8 +41,8 @@ typedef struct rt_source_record {
     size_t key_len;
     const uint8_t *value; /* a bad span: its raw bytes, at most --maxRecordBytes */
     size_t value_len;
-    size_t raw_length;    /* a bad span: its whole length (value_len may be less) */
-    const char *error;    /* a bad span: what is wrong; NULL for a good record */
+    size_t raw_length; /* a bad span: its whole length (value_len may be less) */
+    const char *error; /* a bad span: what is wrong; NULL for a good record */
     /* filled by the task: */
     const char *source; /* the source's name: file path or topic */
     int32_t partition;  /* -1 for a file */
@@ -68,10 +68,10 @@ typedef struct rt_source {
 /* ---- tasks ---- */
 
 typedef struct rt_task_config {
-    const char *label;      /* task label in metrics and errors ("0", "p3"); copied */
-    rt_metrics *metrics;    /* shared registry (NULL: the graph's own) */
-    rt_mem *mem;            /* shared budget (NULL: unlimited) */
-    rt_wmgen_config wm;     /* watermark generator; idleness is ignored for a finite source */
+    const char *label;        /* task label in metrics and errors ("0", "p3"); copied */
+    rt_metrics *metrics;      /* shared registry (NULL: the graph's own) */
+    rt_mem *mem;              /* shared budget (NULL: unlimited) */
+    rt_wmgen_config wm;       /* watermark generator; idleness is ignored for a finite source */
     uint32_t watermark_every; /* records between watermark polls; 0: 256 */
     uint32_t step_records;    /* records per rt_task_step; 0: 4096 */
     int no_drain;             /* 1: at the end of input stop without draining (--no-drain) */
@@ -108,11 +108,11 @@ void rt_task_request_stop(rt_task *t, int drain);
 
 typedef struct rt_task_info {
     const char *label;
-    uint64_t records;     /* good records pushed */
-    uint64_t bad;         /* bad spans pushed */
-    int64_t last_offset;  /* offset of the last record or span taken from the source; -1 none */
-    int64_t watermark;    /* last source watermark propagated */
-    int drained;          /* 1 after rt_graph_finish ran */
+    uint64_t records;    /* good records pushed */
+    uint64_t bad;        /* bad spans pushed */
+    int64_t last_offset; /* offset of the last record or span taken from the source; -1 none */
+    int64_t watermark;   /* last source watermark propagated */
+    int drained;         /* 1 after rt_graph_finish ran */
     int done;
 } rt_task_info;
 /* Reads the task's counters (from its driving thread, or after it is done). */

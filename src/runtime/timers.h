@@ -1,11 +1,14 @@
 /* The event-time timer service of one operator: keyed timers, deduplicated per (key, time),
  * popped in ascending (time, registration) order.
  *
- * An indexed binary min-heap of entries ordered by (time, seq) plus a hash table from
- * (time, key) to the entry: register, delete and pop are O(log n), a duplicate register is one
- * hash probe. Each timer is one allocation of about 64 + key_len bytes, charged through the
- * charge callback. Operators reach their service through operator.h (rt_timer_register); this
- * interface is the graph's, and the tests'. Not thread-safe; one owner. */
+ * A binary min-heap of (time, seq, entry) plus a hash table from (time, key) to the entry.
+ * Register and pop are O(log n), with the sift touching only the contiguous heap array; a
+ * duplicate register is one hash probe; delete is a hash probe that marks the entry dead (its heap
+ * slot goes when it reaches the top, or when the dead outnumber the live and the heap is
+ * compacted: O(1) amortized). Each timer costs one allocation of about 56 + key_len bytes plus
+ * 24 bytes of heap and 8 of bucket, all charged through the charge callback. Operators reach their
+ * service through operator.h (rt_timer_register); this interface is the graph's, and the tests'.
+ * Not thread-safe; one owner. */
 #ifndef LOGPROC_TIMERS_H
 #define LOGPROC_TIMERS_H
 
