@@ -30,12 +30,8 @@ typedef struct decode_op {
 static int decode_open(rt_op *op)
 {
     decode_op *d = rt_op_self(op);
-    char labels[300];
-    snprintf(labels, sizeof labels, "operator=%s,task=%s", rt_op_uid(op),
-             rt_graph_task(rt_op_graph(op)));
-    rt_metrics *m = rt_graph_metrics(rt_op_graph(op));
-    if (rt_metrics_counter(m, "numRecordsDroppedEndAt", labels, &d->dropped_end_at) ||
-        rt_metrics_counter(m, "numInvalidRecords", labels, &d->invalid))
+    if (rt_op_counter(op, "numRecordsDroppedEndAt", &d->dropped_end_at) ||
+        rt_op_counter(op, "numInvalidRecords", &d->invalid))
         return rt_op_fail(op, "out of memory");
     rt_op_set_port_name(op, 1, "invalid_record");
     return 0;
@@ -132,13 +128,8 @@ typedef struct keep_first_op {
 static int keep_first_open(rt_op *op)
 {
     keep_first_op *k = rt_op_self(op);
-    char labels[300];
-    snprintf(labels, sizeof labels, "operator=%s,task=%s", rt_op_uid(op),
-             rt_graph_task(rt_op_graph(op)));
     if (rt_kv_new(op, "seen", &k->seen)) return -1;
-    if (rt_metrics_counter(rt_graph_metrics(rt_op_graph(op)), "numRecordsDeduped", labels,
-                           &k->dropped))
-        return rt_op_fail(op, "out of memory");
+    if (rt_op_counter(op, "numRecordsDeduped", &k->dropped)) return rt_op_fail(op, "out of memory");
     return 0;
 }
 

@@ -77,11 +77,8 @@ void map_op_count(rt_op *op, const char *name, uint64_t n)
             return;
         }
     if (m->ncounters == MAP_MAX_COUNTERS) return;
-    char labels[300];
-    snprintf(labels, sizeof labels, "operator=%s,task=%s", rt_op_uid(op),
-             rt_graph_task(rt_op_graph(op)));
     rt_counter *c;
-    if (rt_metrics_counter(rt_graph_metrics(rt_op_graph(op)), name, labels, &c)) return;
+    if (rt_op_counter(op, name, &c)) return;
     m->counters[m->ncounters].name = name;
     m->counters[m->ncounters++].c = c;
     rt_counter_add(c, n);
