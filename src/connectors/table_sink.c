@@ -27,7 +27,7 @@ typedef struct pending_part {
 
 struct table_sink {
     char *dir, *run_id, *task;
-    bool daily;
+    bool daily, unpartitioned;
     size_t max_open;
     table_format fmt;
     open_part *open;
@@ -85,6 +85,7 @@ int table_sink_new(const table_sink_config *cfg, table_sink **out, char *err, si
     s->run_id = strdup(cfg->run_id);
     s->task = strdup(cfg->task);
     s->daily = cfg->daily;
+    s->unpartitioned = cfg->unpartitioned;
     s->max_open = cfg->max_open ? cfg->max_open : 16;
     s->fmt = cfg->format;
     s->open = calloc(s->max_open, sizeof *s->open);
@@ -142,8 +143,12 @@ static int open_new(table_sink *s, int64_t ts_ms, int64_t bucket, open_part **ou
         if (close_open(s, lru, err, errlen)) return -1;
     }
     char part[64], dir[PATH_CAP], name[160];
-    table_sink_partition(ts_ms, s->daily, part, sizeof part);
-    snprintf(dir, sizeof dir, "%s/%s", s->dir, part);
+    if (s->unpartitioned) {
+        snprintf(dir, sizeof dir, "%s", s->dir);
+    } else {
+        table_sink_partition(ts_ms, s->daily, part, sizeof part);
+        snprintf(dir, sizeof dir, "%s/%s", s->dir, part);
+    }
     if (mkdirs(dir)) {
         snprintf(err, errlen, "partition directory %s: %s", dir, strerror(errno));
         return -1;
@@ -179,7 +184,7 @@ static int open_new(table_sink *s, int64_t ts_ms, int64_t bucket, open_part **ou
 int table_sink_write(table_sink *s, int64_t ts_ms, const void *bytes, size_t len, char *err,
                      size_t errlen)
 {
-    int64_t bucket = bucket_of(ts_ms, s->daily);
+    int64_t bucket = s->unpartitioned ? 0 : bucket_of(ts_ms, s->daily);
     open_part *p = NULL;
     for (size_t i = 0; i < s->nopen; i++)
         if (s->open[i].bucket == bucket) {

@@ -36,6 +36,7 @@ typedef struct table_sink_config {
     const char *run_id; /* 8 hex digits (copied) */
     const char *task;   /* task label (copied), e.g. "0" */
     bool daily;         /* dt= partitions only, no hour= */
+    bool unpartitioned; /* parts directly in dir (record files standing in for a Kafka topic) */
     size_t max_open;    /* open parts at once; more roll the least recently used; 0: 16 */
     table_format format;
 } table_sink_config;

@@ -191,7 +191,7 @@ static int sink_open(rt_op *op)
     sink_op *s = rt_op_self(op);
     table_sink_config tc = {
         .dir = s->dir, .run_id = s->cfg.run_id, .task = s->cfg.task, .daily = s->cfg.daily,
-        .format = s->cfg.format,
+        .unpartitioned = s->cfg.unpartitioned, .format = s->cfg.format,
     };
     if (table_sink_new(&tc, &s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
     rt_buf_init(&s->buf, s->cfg.max_record_bytes + (64 << 10));

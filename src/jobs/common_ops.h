@@ -68,6 +68,7 @@ typedef struct sink_op_config {
     const char *run_id;
     const char *task;
     bool daily;
+    bool unpartitioned;
     table_format format;
     void (*format_free)(void *ctx); /* frees format.ctx at close; may be NULL */
     int (*encode)(void *ctx, const rt_record *rec, rt_buf *out, int64_t *partition_ts);
