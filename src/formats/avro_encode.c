@@ -2,10 +2,10 @@
  * avro_encode: protobuf-c message -> Avro binary datum by walking the avsc layout, plus the
  * derived-record encoders. See avro_encode.h.
  *
- * The writer keeps a raw cursor into the caller's buffer and reserves room before each write
- * (the common case is one compare); growing reallocates and moves the cursor. A datum that
- * would pass the buffer's limit stops the walk and the buffer is rolled back to where the
- * datum started.
+ * The writer keeps a raw cursor into the caller's buffer. Room is checked once per record for
+ * all its fixed-size parts and again only for variable contents (string bytes, array items,
+ * sub-records); growing reallocates and moves the cursor. A datum that would pass the buffer's
+ * limit stops the walk and the buffer is rolled back to where the datum started.
  */
 #include "formats/avro_encode.h"
 
@@ -24,23 +24,7 @@ uint64_t avenc_depth_cut_total(void)
     return atomic_load_explicit(&g_depth_cut, memory_order_relaxed);
 }
 
-/* ---- buffer -------------------------------------------------------------------------------- */
-
-void avenc_buf_init(avenc_buf *b, size_t limit)
-{
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
-    b->limit = limit;
-}
-
-void avenc_buf_free(avenc_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
-}
+/* ---- buffer ---------------------------------------------------------------------------------- */
 
 /* ---- writer ---------------------------------------------------------------------------------- */
 
@@ -49,24 +33,36 @@ typedef struct enc {
     uint8_t *p;   /* next byte to write */
     uint8_t *end; /* end of the allocation */
     uint64_t cut, unrecognized;
+    int oom; /* a failed realloc, as opposed to the limit */
 } enc;
 
-/* Makes room for `need` more bytes. -1 when that would pass the limit or memory runs out. */
-static int enc_grow(enc *e, size_t need)
+/*
+ * Makes room for `content` bytes of data plus `fixed` bytes of headroom for the fixed-size
+ * parts that follow (see "Room discipline" below). The limit is checked on content: the
+ * allocation may pass it by the headroom, and avenc_message checks the finished datum against
+ * the limit. -1 when the content would pass the limit or memory runs out.
+ */
+static int enc_grow(enc *e, size_t content, size_t fixed)
 {
     avenc_buf *b = e->b;
     size_t used = b->data ? (size_t)(e->p - b->data) : 0;
-    if (need > b->limit || used > b->limit - need) return -1;
-    size_t want = used + need;
+    if (used > b->limit || content > b->limit - used) return -1;
+    size_t want = used + content + fixed;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < want) cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-    if (cap > b->limit) cap = b->limit;
-    uint8_t *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-    e->p = d + used;
-    e->end = d + cap;
+    while (cap < want)
+        cap *= 2;
+    if (cap > b->limit && cap > want) cap = want > b->limit ? want : b->limit;
+    if (cap != b->cap) {
+        uint8_t *d = realloc(b->data, cap);
+        if (!d) {
+            e->oom = 1;
+            return -1;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    e->p = b->data + used;
+    e->end = b->data + b->cap;
     return 0;
 }
 
@@ -76,9 +72,12 @@ static inline size_t room(const enc *e)
     return (size_t)((uintptr_t)e->end - (uintptr_t)e->p);
 }
 
-#define RESERVE(e, n)                                                                          \
-    do {                                                                                       \
-        if (room(e) < (size_t)(n) && enc_grow((e), (size_t)(n))) return -1;                   \
+/* Room for `content` data bytes plus `fixed` bytes of fixed-size parts. */
+#define RESERVE(e, content, fixed)                                                                 \
+    do {                                                                                           \
+        if (room(e) < (size_t)(content) + (size_t)(fixed) &&                                       \
+            enc_grow((e), (size_t)(content), (size_t)(fixed)))                                     \
+            return -1;                                                                             \
     } while (0)
 
 static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
@@ -114,7 +113,7 @@ static inline uint8_t *put_u64le(uint8_t *p, uint64_t v)
 
 static int put_blob(enc *e, const void *data, size_t len)
 {
-    RESERVE(e, 10 + len);
+    RESERVE(e, len, 10);
     e->p = put_long(e->p, (int64_t)len);
     if (len) memcpy(e->p, data, len);
     e->p += len;
@@ -128,12 +127,12 @@ static int put_str(enc *e, const char *s)
 
 static int put_long_r(enc *e, int64_t v)
 {
-    RESERVE(e, 10);
+    RESERVE(e, 0, 10);
     e->p = put_long(e->p, v);
     return 0;
 }
 
-/* ---- protobuf messages ------------------------------------------------------------------------ */
+/* ---- protobuf messages ----------------------------------------------------------------------- */
 
 /* Size of one element of a repeated field's C array. */
 static size_t elt_size(uint8_t pb_type)
@@ -145,133 +144,24 @@ static size_t elt_size(uint8_t pb_type)
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM: return 4;
+    case PROTOBUF_C_TYPE_ENUM:
+        return 4;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: return 8;
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(ProtobufCMessage *);
     }
-    return 0;
-}
-
-static int enc_record(enc *e, const avsc_record *r, const uint8_t *m);
-
-/* One value of the field, read from the C member at `mem`. Singular messages get their union
- * branch here; repeated ones are written by the caller without it. */
-static int enc_value(enc *e, const avsc_field *f, const uint8_t *mem)
-{
-    switch ((avsc_kind)f->kind) {
-    case AVSC_BOOL:
-        RESERVE(e, 1);
-        *e->p++ = *(const protobuf_c_boolean *)mem ? 1 : 0;
-        return 0;
-    case AVSC_INT: {
-        int32_t v;
-        memcpy(&v, mem, 4);
-        RESERVE(e, 5);
-        e->p = put_long(e->p, v);
-        return 0;
-    }
-    case AVSC_LONG: {
-        int64_t v;
-        memcpy(&v, mem, 8);
-        RESERVE(e, 10);
-        e->p = put_long(e->p, v);
-        return 0;
-    }
-    case AVSC_FLOAT: {
-        uint32_t v;
-        memcpy(&v, mem, 4);
-        RESERVE(e, 4);
-        e->p = put_u32le(e->p, v);
-        return 0;
-    }
-    case AVSC_DOUBLE: {
-        uint64_t v;
-        memcpy(&v, mem, 8);
-        RESERVE(e, 8);
-        e->p = put_u64le(e->p, v);
-        return 0;
-    }
-    case AVSC_STRING: return put_str(e, *(const char *const *)mem);
-    case AVSC_BYTES: {
-        const ProtobufCBinaryData *bd = (const ProtobufCBinaryData *)mem;
-        return put_blob(e, bd->data, bd->len);
-    }
-    case AVSC_ENUM: {
-        int32_t v;
-        memcpy(&v, mem, 4);
-        int32_t idx = avsc_enum_index(f->enm, v);
-        if (idx == f->enm->unrecognized) e->unrecognized++;
-        RESERVE(e, 5);
-        e->p = put_long(e->p, idx);
-        return 0;
-    }
-    case AVSC_RECORD: {
-        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)mem;
-        RESERVE(e, 1);
-        if (!sub) {
-            *e->p++ = 0; /* union branch 0: null */
-            return 0;
-        }
-        *e->p++ = 2; /* union branch 1 (zigzag) */
-        return enc_record(e, f->record, (const uint8_t *)sub);
-    }
-    }
-    return -1;
-}
-
-/* The value an absent field is written as: zero, "", false, the enum's 0 value, or null. */
-static int enc_zero(enc *e, const avsc_field *f)
-{
-    switch ((avsc_kind)f->kind) {
-    case AVSC_FLOAT:
-        RESERVE(e, 4);
-        e->p = put_u32le(e->p, 0);
-        return 0;
-    case AVSC_DOUBLE:
-        RESERVE(e, 8);
-        e->p = put_u64le(e->p, 0);
-        return 0;
-    case AVSC_ENUM:
-        RESERVE(e, 5);
-        e->p = put_long(e->p, f->enm->zero_index);
-        return 0;
-    default: /* boolean false, int/long 0, empty string/bytes, union null: all one zero byte */
-        RESERVE(e, 1);
-        *e->p++ = 0;
-        return 0;
-    }
-}
-
-static int enc_repeated(enc *e, const avsc_field *f, const uint8_t *m)
-{
-    size_t n = *(const size_t *)(m + f->quantifier_offset);
-    RESERVE(e, 10);
-    if (n) {
-        e->p = put_long(e->p, (int64_t)n);
-        const uint8_t *arr = *(const uint8_t *const *)(m + f->offset);
-        if (f->kind == AVSC_RECORD) {
-            const ProtobufCMessage *const *msgs = (const ProtobufCMessage *const *)arr;
-            for (size_t k = 0; k < n; k++) {
-                if (!msgs[k]) return -2; /* only a hand-built message can hold NULL here */
-                int rc = enc_record(e, f->record, (const uint8_t *)msgs[k]);
-                if (rc) return rc;
-            }
-        } else {
-            size_t sz = elt_size(f->pb_type);
-            for (size_t k = 0; k < n; k++)
-                if (enc_value(e, f, arr + k * sz)) return -1;
-        }
-        RESERVE(e, 1);
-    }
-    *e->p++ = 0; /* end of the array: a block of 0 items */
     return 0;
 }
 
@@ -282,10 +172,11 @@ static void count_cut(enc *e, const avsc_record *r, const uint8_t *m)
         const avsc_field *f = &r->cut[i];
         const uint8_t *mem = m + f->offset;
         switch ((avsc_presence)f->presence) {
-        case AVSC_REPEATED: e->cut += *(const size_t *)(m + f->quantifier_offset); break;
+        case AVSC_REPEATED:
+            e->cut += *(const size_t *)(m + f->quantifier_offset);
+            break;
         case AVSC_ONEOF:
-            if (*(const uint32_t *)(m + f->quantifier_offset) == f->id &&
-                *(const void *const *)mem)
+            if (*(const uint32_t *)(m + f->quantifier_offset) == f->id && *(const void *const *)mem)
                 e->cut++;
             break;
         default:
@@ -295,26 +186,205 @@ static void count_cut(enc *e, const avsc_record *r, const uint8_t *m)
     }
 }
 
+static int enc_record(enc *e, const avsc_record *r, const uint8_t *m);
+
+/*
+ * Room discipline: enc_record reserves the record's max_fixed bytes on entry, which covers
+ * every fixed-size part of its fields (varints, floats, union branches, lengths). Whatever
+ * writes variable contents (string bytes, array items, sub-records) reserves again for its own
+ * bytes plus max_fixed, so the fixed parts that follow never need a check of their own.
+ */
+
+/* Writes one element of a repeated scalar field; reserves its own room. */
+static int enc_item(enc *e, const avsc_field *f, const uint8_t *mem, size_t keep)
+{
+    switch ((avsc_kind)f->kind) {
+    case AVSC_STRING:
+    case AVSC_BYTES: {
+        const void *data;
+        size_t n;
+        if (f->kind == AVSC_STRING) {
+            data = *(const char *const *)mem;
+            n = data ? strlen(data) : 0;
+        } else {
+            data = ((const ProtobufCBinaryData *)mem)->data;
+            n = ((const ProtobufCBinaryData *)mem)->len;
+        }
+        RESERVE(e, n, 10 + keep);
+        e->p = put_long(e->p, (int64_t)n);
+        if (n) memcpy(e->p, data, n);
+        e->p += n;
+        return 0;
+    }
+    default:
+        break;
+    }
+    RESERVE(e, 0, 10 + keep);
+    switch ((avsc_kind)f->kind) {
+    case AVSC_BOOL:
+        *e->p++ = *(const protobuf_c_boolean *)mem ? 1 : 0;
+        break;
+    case AVSC_INT: {
+        int32_t v;
+        memcpy(&v, mem, 4);
+        e->p = put_long(e->p, v);
+        break;
+    }
+    case AVSC_LONG: {
+        int64_t v;
+        memcpy(&v, mem, 8);
+        e->p = put_long(e->p, v);
+        break;
+    }
+    case AVSC_FLOAT: {
+        uint32_t v;
+        memcpy(&v, mem, 4);
+        e->p = put_u32le(e->p, v);
+        break;
+    }
+    case AVSC_DOUBLE: {
+        uint64_t v;
+        memcpy(&v, mem, 8);
+        e->p = put_u64le(e->p, v);
+        break;
+    }
+    case AVSC_ENUM: {
+        int32_t v;
+        memcpy(&v, mem, 4);
+        int32_t idx = avsc_enum_index(f->enm, v);
+        if (idx == f->enm->unrecognized) e->unrecognized++;
+        e->p = put_long(e->p, idx);
+        break;
+    }
+    default:
+        return -1;
+    }
+    return 0;
+}
+
+static int enc_repeated(enc *e, const avsc_record *r, const avsc_field *f, const uint8_t *m)
+{
+    size_t n = *(const size_t *)(m + f->quantifier_offset);
+    if (!n) {
+        *e->p++ = 0; /* an empty array: just the end marker */
+        return 0;
+    }
+    e->p = put_long(e->p, (int64_t)n);
+    const uint8_t *arr = *(const uint8_t *const *)(m + f->offset);
+    if (f->kind == AVSC_RECORD) {
+        const ProtobufCMessage *const *msgs = (const ProtobufCMessage *const *)arr;
+        for (size_t k = 0; k < n; k++) {
+            if (!msgs[k]) return -2; /* only a hand-built message can hold NULL here */
+            int rc = enc_record(e, f->record, (const uint8_t *)msgs[k]);
+            if (rc) return rc;
+        }
+        RESERVE(e, 0, r->max_fixed);
+    } else {
+        size_t sz = elt_size(f->pb_type);
+        for (size_t k = 0; k < n; k++)
+            if (enc_item(e, f, arr + k * sz, r->max_fixed)) return -1;
+    }
+    *e->p++ = 0; /* end of the array: a block of 0 items */
+    return 0;
+}
+
 static int enc_record(enc *e, const avsc_record *r, const uint8_t *m)
 {
+    RESERVE(e, 0, r->max_fixed);
     for (unsigned i = 0; i < r->n_fields; i++) {
         const avsc_field *f = &r->fields[i];
-        int rc;
+        const uint8_t *mem = m + f->offset;
+        int present;
         switch ((avsc_presence)f->presence) {
-        case AVSC_REPEATED: rc = enc_repeated(e, f, m); break;
-        case AVSC_ONEOF:
-            rc = *(const uint32_t *)(m + f->quantifier_offset) == f->id
-                     ? enc_value(e, f, m + f->offset)
-                     : enc_zero(e, f);
-            break;
-        case AVSC_HAS_FLAG:
-            rc = *(const protobuf_c_boolean *)(m + f->quantifier_offset)
-                     ? enc_value(e, f, m + f->offset)
-                     : enc_zero(e, f);
-            break;
-        default: rc = enc_value(e, f, m + f->offset); break;
+        case AVSC_REPEATED: {
+            int rc = enc_repeated(e, r, f, m);
+            if (rc) return rc;
+            continue;
         }
-        if (rc) return rc;
+        case AVSC_HAS_FLAG:
+            present = *(const protobuf_c_boolean *)(m + f->quantifier_offset) != 0;
+            break;
+        case AVSC_ONEOF:
+            present = *(const uint32_t *)(m + f->quantifier_offset) == f->id;
+            break;
+        default:
+            present = 1;
+            break;
+        }
+        /* an absent field is written as zero, "", false, the enum's 0 value, or null */
+        switch ((avsc_kind)f->kind) {
+        case AVSC_BOOL:
+            *e->p++ = present && *(const protobuf_c_boolean *)mem ? 1 : 0;
+            break;
+        case AVSC_INT: {
+            int32_t v = 0;
+            if (present) memcpy(&v, mem, 4);
+            e->p = put_long(e->p, v);
+            break;
+        }
+        case AVSC_LONG: {
+            int64_t v = 0;
+            if (present) memcpy(&v, mem, 8);
+            e->p = put_long(e->p, v);
+            break;
+        }
+        case AVSC_FLOAT: {
+            uint32_t v = 0;
+            if (present) memcpy(&v, mem, 4);
+            e->p = put_u32le(e->p, v);
+            break;
+        }
+        case AVSC_DOUBLE: {
+            uint64_t v = 0;
+            if (present) memcpy(&v, mem, 8);
+            e->p = put_u64le(e->p, v);
+            break;
+        }
+        case AVSC_ENUM: {
+            int32_t idx = f->enm->zero_index;
+            if (present) {
+                int32_t v;
+                memcpy(&v, mem, 4);
+                idx = avsc_enum_index(f->enm, v);
+                if (idx == f->enm->unrecognized) e->unrecognized++;
+            }
+            e->p = put_long(e->p, idx);
+            break;
+        }
+        case AVSC_STRING:
+        case AVSC_BYTES: {
+            const void *data = NULL;
+            size_t n = 0;
+            if (present) {
+                if (f->kind == AVSC_STRING) {
+                    data = *(const char *const *)mem;
+                    n = data ? strlen(data) : 0;
+                } else {
+                    data = ((const ProtobufCBinaryData *)mem)->data;
+                    n = ((const ProtobufCBinaryData *)mem)->len;
+                }
+            }
+            e->p = put_long(e->p, (int64_t)n);
+            if (n) {
+                RESERVE(e, n, r->max_fixed);
+                memcpy(e->p, data, n);
+                e->p += n;
+            }
+            break;
+        }
+        case AVSC_RECORD: {
+            const ProtobufCMessage *sub = present ? *(const ProtobufCMessage *const *)mem : NULL;
+            if (!sub) {
+                *e->p++ = 0; /* union branch 0: null */
+                break;
+            }
+            *e->p++ = 2; /* union branch 1 (zigzag) */
+            int rc = enc_record(e, f->record, (const uint8_t *)sub);
+            if (rc) return rc;
+            RESERVE(e, 0, r->max_fixed);
+            break;
+        }
+        }
     }
     if (r->n_cut) count_cut(e, r, m);
     return 0;
@@ -351,17 +421,23 @@ int avenc_message(const avsc_schema *s, const ProtobufCMessage *msg, avenc_buf *
     enc e;
     enc_start(&e, out);
     int rc = enc_record(&e, root, (const uint8_t *)msg);
-    if (rc) {
+    size_t len = out->data ? (size_t)(e.p - out->data) : 0;
+    if (rc || len > out->limit) {
         out->len = start;
-        if (rc == -2)
+        if (rc == -2) {
             set_err(err, errlen, "Avro datum of %s: a repeated message field holds NULL",
                     root->full_name);
-        else
-            set_err(err, errlen, "Avro datum of %s over the limit of %zu bytes (or out of memory)",
-                    root->full_name, out->limit);
-        return -1;
+            return -1;
+        }
+        if (e.oom) {
+            set_err(err, errlen, "Avro datum of %s: out of memory", root->full_name);
+            return -1;
+        }
+        set_err(err, errlen, "Avro datum of %s over the limit of %zu bytes", root->full_name,
+                out->limit);
+        return AVENC_E_LIMIT;
     }
-    out->len = out->data ? (size_t)(e.p - out->data) : 0;
+    out->len = len;
     if (e.cut) atomic_fetch_add_explicit(&g_depth_cut, e.cut, memory_order_relaxed);
     if (stats) {
         stats->depth_cut += e.cut;
@@ -370,17 +446,21 @@ int avenc_message(const avsc_schema *s, const ProtobufCMessage *msg, avenc_buf *
     return 0;
 }
 
-/* ---- derived records ------------------------------------------------------------------------------ */
+/* ---- derived records ------------------------------------------------------------------------- */
 
 static int derived_done(enc *e, size_t start, int rc, const char *what, char *err, size_t errlen)
 {
-    if (rc) {
+    size_t len = e->b->data ? (size_t)(e->p - e->b->data) : 0;
+    if (rc || len > e->b->limit) {
         e->b->len = start;
-        set_err(err, errlen, "Avro datum of %s over the limit of %zu bytes (or out of memory)",
-                what, e->b->limit);
-        return -1;
+        if (e->oom) {
+            set_err(err, errlen, "Avro datum of %s: out of memory", what);
+            return -1;
+        }
+        set_err(err, errlen, "Avro datum of %s over the limit of %zu bytes", what, e->b->limit);
+        return AVENC_E_LIMIT;
     }
-    e->b->len = e->b->data ? (size_t)(e->p - e->b->data) : 0;
+    e->b->len = len;
     return 0;
 }
 
@@ -404,8 +484,8 @@ int avenc_log_user_user_datum(const avenc_log_user_user *r, avenc_buf *out, char
 int32_t avenc_execution_server_index(int32_t proto_number)
 {
     /* the symbol order of schemas/delivery_log_ids.avsc */
-    static const char *const symbols[] = {"UNKNOWN_EXECUTION_SERVER", "UNRECOGNIZED", "API",
-                                          "SDK", "SIMPLE_API"};
+    static const char *const symbols[] = {"UNKNOWN_EXECUTION_SERVER", "UNRECOGNIZED", "API", "SDK",
+                                          "SIMPLE_API"};
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&delivery__execution_server__descriptor, proto_number);
     if (v)
@@ -468,8 +548,8 @@ int avenc_response_insertion_ids_datum(const avenc_response_insertion_ids *r, av
     enc e;
     size_t start = out->len;
     enc_start(&e, out);
-    return derived_done(&e, start, response_insertion_ids_body(&e, r), "ResponseInsertionIds",
-                        err, errlen);
+    return derived_done(&e, start, response_insertion_ids_body(&e, r), "ResponseInsertionIds", err,
+                        errlen);
 }
 
 static int invalid_record_body(enc *e, const avenc_invalid_record *r)

@@ -24,30 +24,38 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "formats/avro_schema.h"
+#include "runtime/buf.h"
 
-/* ---- output buffer ----------------------------------------------------------------------- */
+/* ---- output buffer --------------------------------------------------------------------------- */
 
-/* A growable byte buffer with a hard limit. Plain struct: the caller owns it. */
-typedef struct avenc_buf {
-    uint8_t *data;
-    size_t len;   /* bytes written */
-    size_t cap;   /* bytes allocated */
-    size_t limit; /* cap never exceeds this; a datum that needs more fails */
-} avenc_buf;
+/* The runtime's growable byte buffer with a hard limit (runtime/buf.h), so a datum is encoded
+ * straight into whatever buffer the caller writes on with. The encoder may allocate up to the
+ * largest record's fixed-size headroom (avsc_record.max_fixed, a few hundred bytes) past
+ * `limit`; len never passes it. */
+typedef rt_buf avenc_buf;
 
 /* Sets up an empty buffer that may grow to `limit` bytes. Allocates nothing yet. */
-void avenc_buf_init(avenc_buf *b, size_t limit);
+static inline void avenc_buf_init(avenc_buf *b, size_t limit)
+{
+    rt_buf_init(b, limit ? limit : 1);
+}
 
 /* Frees the bytes; the buffer is empty (and reusable) afterwards. */
-void avenc_buf_free(avenc_buf *b);
+static inline void avenc_buf_free(avenc_buf *b)
+{
+    rt_buf_free(b);
+}
 
 /* Forgets the contents, keeps the allocation. */
 static inline void avenc_buf_clear(avenc_buf *b)
 {
-    b->len = 0;
+    rt_buf_reset(b);
 }
 
-/* ---- protobuf messages ------------------------------------------------------------------- */
+/* ---- protobuf messages ----------------------------------------------------------------------- */
+
+/* Returned (instead of -1) when a datum would pass the buffer's limit. */
+#define AVENC_E_LIMIT (-2)
 
 /* Counters an encode call adds to (optional; pass NULL when not wanted). */
 typedef struct avenc_stats {
@@ -57,11 +65,12 @@ typedef struct avenc_stats {
 
 /*
  * Appends the Avro datum of `msg` for the schema `s` to `out`. msg must be of the schema's root
- * type. Returns 0, or -1 with err naming the record type and the limit when the datum would
- * pass out->limit (out->len is then restored, so the buffer holds only the earlier datums),
- * or the type mismatch. Adds to *stats if given, and every cut value to the process-wide
- * counter (avenc_depth_cut_total). Cost: linear in the message; no allocation unless out grows.
- * Thread-safe for distinct buffers (the schema is read only).
+ * type. Returns 0; AVENC_E_LIMIT with err naming the record type and the limit when the datum
+ * would pass out->limit (out->len is then restored, so the buffer holds only the earlier
+ * datums); or -1 with err for a message of another type or out of memory. Adds to *stats if given,
+ * and every cut value to the process-wide counter (avenc_depth_cut_total). Cost: linear in the
+ * message; no allocation unless out grows. Thread-safe for distinct buffers (the schema is read
+ * only).
  */
 int avenc_message(const avsc_schema *s, const ProtobufCMessage *msg, avenc_buf *out,
                   avenc_stats *stats, char *err, size_t errlen);
@@ -69,9 +78,10 @@ int avenc_message(const avsc_schema *s, const ProtobufCMessage *msg, avenc_buf *
 /* Values cut at the depth limit since the process started, over all threads (the metric). */
 uint64_t avenc_depth_cut_total(void);
 
-/* ---- derived records (the .avsc files in schemas/, namespace ai.promoted.metrics.common) -------------- */
-/* Each appends one datum to `out`: 0, or -1 with err when out->limit would be passed (out->len
- * is restored). NULL strings are written as "". Field order is the schema file's. */
+/* ---- derived records (the .avsc files in schemas/, namespace ai.promoted.metrics.common) ----- */
+/* Each appends one datum to `out`: 0, or AVENC_E_LIMIT with err when out->limit would be
+ * passed (out->len is restored). NULL strings are written as "". Field order is the schema
+ * file's. */
 
 /* schemas/log_user_user.avsc: LogUserUser (other-jobs §A.4). */
 typedef struct avenc_log_user_user {

@@ -17,6 +17,9 @@
 
 static const uint8_t MAGIC[4] = {'O', 'b', 'j', 1};
 
+/* Largest header metadata value (the schema text) a reader accepts. */
+#define MAX_HEADER_VALUE (16 * 1024 * 1024)
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -38,7 +41,7 @@ static uint8_t *put_long(uint8_t *p, int64_t n)
     return p;
 }
 
-/* ---- sync marker --------------------------------------------------------------------------- */
+/* ---- sync marker ----------------------------------------------------------------------------- */
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -56,11 +59,12 @@ void avro_file_sync_marker(const char *seed, uint8_t sync[16])
         h = (h ^ *p) * 0x100000001b3ULL;
     for (int i = 0; i < 2; i++) {
         uint64_t v = splitmix64(&h);
-        for (int k = 0; k < 8; k++) sync[i * 8 + k] = (uint8_t)(v >> (8 * k));
+        for (int k = 0; k < 8; k++)
+            sync[i * 8 + k] = (uint8_t)(v >> (8 * k));
     }
 }
 
-/* ---- writing -------------------------------------------------------------------------------- */
+/* ---- writing --------------------------------------------------------------------------------- */
 
 struct avro_file_out {
     int fd;
@@ -141,8 +145,8 @@ static int write_block(avro_file_out *w, char *err, size_t errlen)
         if (need > w->cbuf_cap) {
             uint8_t *c = realloc(w->cbuf, need);
             if (!c) {
-                set_err(err, errlen, "%s: out of memory compressing a block of %zu bytes",
-                        w->path, w->blk_len);
+                set_err(err, errlen, "%s: out of memory compressing a block of %zu bytes", w->path,
+                        w->blk_len);
                 w->failed = 1;
                 return -1;
             }
@@ -152,8 +156,7 @@ static int write_block(avro_file_out *w, char *err, size_t errlen)
         size_t clen = w->cbuf_cap - 4;
         if (snappy_compress((const char *)w->blk, w->blk_len, (char *)w->cbuf, &clen) !=
             SNAPPY_OK) {
-            set_err(err, errlen, "%s: snappy failed on a block of %zu bytes", w->path,
-                    w->blk_len);
+            set_err(err, errlen, "%s: snappy failed on a block of %zu bytes", w->path, w->blk_len);
             w->failed = 1;
             return -1;
         }
@@ -173,6 +176,17 @@ static int write_block(avro_file_out *w, char *err, size_t errlen)
         return -1;
     w->blk_len = 0;
     w->blk_count = 0;
+    /* one huge datum must not pin its buffers for the life of the file */
+    if (w->blk_cap > 2 * w->block_bytes) {
+        uint8_t *b = realloc(w->blk, w->block_bytes);
+        if (b) {
+            w->blk = b;
+            w->blk_cap = w->block_bytes;
+        }
+        free(w->cbuf);
+        w->cbuf = NULL;
+        w->cbuf_cap = 0;
+    }
     return 0;
 }
 
@@ -216,8 +230,7 @@ int avro_file_out_new(const char *path, const char *schema_json, size_t schema_l
     return 0;
 }
 
-int avro_file_out_append(avro_file_out *w, const void *datum, size_t len, char *err,
-                         size_t errlen)
+int avro_file_out_append(avro_file_out *w, const void *datum, size_t len, char *err, size_t errlen)
 {
     if (w->failed) {
         set_err(err, errlen, "%s: writer failed earlier", w->path);
@@ -228,11 +241,10 @@ int avro_file_out_append(avro_file_out *w, const void *datum, size_t len, char *
                 len, w->max_datum);
         return -1;
     }
-    if (w->blk_count && w->blk_len + len > w->block_bytes && write_block(w, err, errlen))
-        return -1;
     if (w->blk_len + len > w->blk_cap) {
         size_t cap = w->blk_cap ? w->blk_cap : 64 * 1024;
-        while (cap < w->blk_len + len) cap *= 2;
+        while (cap < w->blk_len + len)
+            cap *= 2;
         uint8_t *b = realloc(w->blk, cap);
         if (!b) {
             set_err(err, errlen, "%s: out of memory buffering a block of %zu bytes", w->path, cap);
@@ -243,6 +255,36 @@ int avro_file_out_append(avro_file_out *w, const void *datum, size_t len, char *
     }
     if (len) memcpy(w->blk + w->blk_len, datum, len);
     w->blk_len += len;
+    w->blk_count++;
+    w->records++;
+    if (w->blk_len >= w->block_bytes) return write_block(w, err, errlen);
+    return 0;
+}
+
+int avro_file_out_append_message(avro_file_out *w, const avsc_schema *s,
+                                 const ProtobufCMessage *msg, avenc_stats *stats, char *err,
+                                 size_t errlen)
+{
+    if (w->failed) {
+        set_err(err, errlen, "%s: writer failed earlier", w->path);
+        return -1;
+    }
+    /* the block buffer, lent to the encoder; its limit leaves max_datum bytes for this datum */
+    avenc_buf view = {w->blk, w->blk_len, w->blk_cap, w->blk_len + w->max_datum};
+    char eerr[256];
+    int rc = avenc_message(s, msg, &view, stats, eerr, sizeof eerr);
+    w->blk = view.data; /* the encoder may have grown it */
+    w->blk_cap = view.cap;
+    if (rc == AVENC_E_LIMIT) {
+        set_err(err, errlen, "%s: Avro datum of %s over the limit of %zu bytes", w->path,
+                avsc_schema_root(s)->full_name, w->max_datum);
+        return -1;
+    }
+    if (rc) {
+        set_err(err, errlen, "%s: %s", w->path, eerr);
+        return -1;
+    }
+    w->blk_len = view.len;
     w->blk_count++;
     w->records++;
     if (w->blk_len >= w->block_bytes) return write_block(w, err, errlen);
@@ -296,7 +338,7 @@ int avro_file_out_close(avro_file_out *w, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- reading -------------------------------------------------------------------------------- */
+/* ---- reading --------------------------------------------------------------------------------- */
 
 struct avro_file_in {
     FILE *fp;
@@ -408,7 +450,7 @@ static int read_header(avro_file_in *r, char *err, size_t errlen)
             char *key = NULL, *val = NULL;
             size_t klen, vlen;
             if (read_blob(r, &key, &klen, 4096, "header key", err, errlen)) return -1;
-            if (read_blob(r, &val, &vlen, r->max_block, "header value", err, errlen)) {
+            if (read_blob(r, &val, &vlen, MAX_HEADER_VALUE, "header value", err, errlen)) {
                 free(key);
                 return -1;
             }
@@ -437,8 +479,7 @@ static int read_header(avro_file_in *r, char *err, size_t errlen)
     }
     if (avro_schema_from_json_length(r->schema_json, r->schema_len, &r->schema)) {
         r->schema = NULL;
-        set_err(err, errlen, "%s: header schema rejected by avro-c: %s", r->path,
-                avro_strerror());
+        set_err(err, errlen, "%s: header schema rejected by avro-c: %s", r->path, avro_strerror());
         return -1;
     }
     r->iface = avro_generic_class_from_schema(r->schema);
@@ -525,7 +566,7 @@ static int next_block(avro_file_in *r, char *err, size_t errlen)
                 (unsigned long long)r->offset);
     if (rc) return -1;
     if (count < 0 || size < 0 || (uint64_t)size > r->max_block) {
-        set_err(err, errlen, "%s: block at byte %llu: count %lld, size %lld (limit %zu bytes)",
+        set_err(err, errlen, "%s: block at byte %llu: count %lld, size %lld (the limit %zu bytes)",
                 r->path, (unsigned long long)r->blk_offset, (long long)count, (long long)size,
                 r->max_block);
         return -1;
@@ -550,7 +591,9 @@ static int next_block(avro_file_in *r, char *err, size_t errlen)
         if (size < 4 ||
             snappy_uncompressed_length((const char *)r->raw, len - 4, &ulen) != SNAPPY_OK ||
             ulen > r->max_block) {
-            set_err(err, errlen, "%s: block at byte %llu: bad snappy data or over %zu bytes",
+            set_err(err, errlen,
+                    "%s: block at byte %llu: bad snappy data, or over the limit %zu bytes "
+                    "uncompressed",
                     r->path, (unsigned long long)r->blk_offset, r->max_block);
             return -1;
         }
@@ -558,10 +601,9 @@ static int next_block(avro_file_in *r, char *err, size_t errlen)
             set_err(err, errlen, "%s: out of memory for a block of %zu bytes", r->path, ulen);
             return -1;
         }
-        if (snappy_uncompress((const char *)r->raw, len - 4, (char *)r->data, &ulen) !=
-            SNAPPY_OK) {
-            set_err(err, errlen, "%s: block at byte %llu: snappy data does not decompress",
-                    r->path, (unsigned long long)r->blk_offset);
+        if (snappy_uncompress((const char *)r->raw, len - 4, (char *)r->data, &ulen) != SNAPPY_OK) {
+            set_err(err, errlen, "%s: block at byte %llu: snappy data does not decompress", r->path,
+                    (unsigned long long)r->blk_offset);
             return -1;
         }
         const uint8_t *c = r->raw + len - 4;
@@ -587,8 +629,7 @@ int avro_file_in_next(avro_file_in *r, avro_value_t **value, char *err, size_t e
     }
     if (avro_value_read(r->mem, &r->value)) {
         set_err(err, errlen, "%s: block at byte %llu: record %llu does not decode: %s", r->path,
-                (unsigned long long)r->blk_offset, (unsigned long long)r->records,
-                avro_strerror());
+                (unsigned long long)r->blk_offset, (unsigned long long)r->records, avro_strerror());
         return -1;
     }
     r->left--;
@@ -612,7 +653,7 @@ void avro_file_in_close(avro_file_in *r)
     free(r);
 }
 
-/* ---- JSON --------------------------------------------------------------------------------------- */
+/* ---- JSON ------------------------------------------------------------------------------------ */
 
 static json_t *base64_json(const uint8_t *p, size_t n)
 {
@@ -650,7 +691,8 @@ static json_t *string_json(const char *s, size_t n)
     if (j) return j;
     char *c = malloc(n + 1);
     if (!c) return NULL;
-    for (size_t i = 0; i < n; i++) c[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    for (size_t i = 0; i < n; i++)
+        c[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
     j = json_stringn(c, n);
     free(c);
     return j;
@@ -697,7 +739,8 @@ json_t *avro_file_value_json(avro_value_t *v)
         int b;
         return avro_value_get_boolean(v, &b) ? NULL : json_boolean(b);
     }
-    case AVRO_NULL: return json_null();
+    case AVRO_NULL:
+        return json_null();
     case AVRO_ENUM: {
         int i;
         if (avro_value_get_enum(v, &i)) return NULL;
@@ -741,7 +784,8 @@ json_t *avro_file_value_json(avro_value_t *v)
         }
         return a;
     }
-    case AVRO_LINK: break;
+    case AVRO_LINK:
+        break;
     }
     return NULL;
 }

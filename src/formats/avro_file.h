@@ -27,16 +27,20 @@
 #include <avro.h>
 #include <jansson.h>
 
-/* A block is written once this many datum bytes are buffered. */
+#include "formats/avro_encode.h"
+
+/* A block is written once this many datum bytes are buffered (so a block holds at most this
+ * minus one plus one datum). */
 #define AVRO_FILE_DEFAULT_BLOCK_BYTES (1024 * 1024)
-/* Largest datum accepted. A record of --maxRecordBytes (1 MiB) of protobuf can grow in Avro,
- * because Avro writes every absent field (one byte or more each); docs/AVRO.md has the measured
- * growth. A block always holds at least the one datum, so this is also the largest block. */
-#define AVRO_FILE_DEFAULT_MAX_DATUM_BYTES (8 * 1024 * 1024)
+/* Largest datum accepted: 16 x --maxRecordBytes (1 MiB). Avro writes every absent field, so a
+ * protobuf record grows: at most about 12x, for a record made of empty sub-messages (an empty
+ * Action is 2 bytes of protobuf and 23 of Avro; docs/AVRO.md). A block always holds at least
+ * the one datum, so this also bounds the block buffer. */
+#define AVRO_FILE_DEFAULT_MAX_DATUM_BYTES (16 * 1024 * 1024)
 /* Largest block (compressed or not) a reader accepts. */
 #define AVRO_FILE_DEFAULT_MAX_BLOCK_BYTES (64 * 1024 * 1024)
 
-/* ---- writing ----------------------------------------------------------------------------- */
+/* ---- writing --------------------------------------------------------------------------------- */
 
 typedef struct avro_file_opts {
     const char *codec;      /* "snappy" (also when NULL) or "null" */
@@ -63,8 +67,18 @@ int avro_file_out_new(const char *path, const char *schema_json, size_t schema_l
  * naming the path when the datum is over max_datum_bytes (the file stays usable) or the write
  * fails (the writer is then failed: later calls fail too; avro_file_out_close still frees).
  */
-int avro_file_out_append(avro_file_out *w, const void *datum, size_t len, char *err,
-                         size_t errlen);
+int avro_file_out_append(avro_file_out *w, const void *datum, size_t len, char *err, size_t errlen);
+
+/*
+ * Encodes `msg` (avenc_message, with the schema s) straight into the open block, saving the copy
+ * avro_file_out_append makes; the file's header schema must be avsc_schema_json(s). Same
+ * results and limits as encoding into a buffer of max_datum_bytes and appending it: -1 with err
+ * when the datum is over the limit (nothing is added; the file stays usable) or the write fails.
+ * stats as for avenc_message.
+ */
+int avro_file_out_append_message(avro_file_out *w, const avsc_schema *s,
+                                 const ProtobufCMessage *msg, avenc_stats *stats, char *err,
+                                 size_t errlen);
 
 /* Writes the buffered datums as a block (no fsync). A reader then sees every datum appended
  * so far. Returns 0 or -1 with err. */
@@ -85,7 +99,7 @@ void avro_file_out_free(avro_file_out *w);
 /* The 16-byte sync marker a writer derives from `seed` (exposed for tests). */
 void avro_file_sync_marker(const char *seed, uint8_t sync[16]);
 
-/* ---- reading ----------------------------------------------------------------------------- */
+/* ---- reading --------------------------------------------------------------------------------- */
 
 typedef struct avro_file_in avro_file_in;
 

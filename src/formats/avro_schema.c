@@ -25,14 +25,14 @@
 /* An enum whose numbers span more than this uses the sorted pairs instead of a table. */
 #define MAX_ENUM_TABLE 4096
 
-/* ---- memory: every allocation of a schema hangs off one list, freed at once ---------------- */
+/* ---- memory: every allocation of a schema hangs off one list, freed at once ------------------ */
 
 typedef struct pool_block {
     struct pool_block *next;
     max_align_t data[];
 } pool_block;
 
-/* ---- internal node types (the public part first, so a pointer converts) -------------------- */
+/* ---- internal node types (the public part first, so a pointer converts) ---------------------- */
 
 typedef struct rec_node {
     avsc_record pub;
@@ -115,7 +115,8 @@ static int grow(void **arr, unsigned *cap, unsigned need, size_t elt)
 {
     if (need <= *cap) return 0;
     unsigned n = *cap ? *cap * 2 : 16;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     void *p = realloc(*arr, (size_t)n * elt);
     if (!p) return -1;
     *arr = p;
@@ -134,6 +135,8 @@ const char *avsc_namespace_of_package(const char *package)
         {"delivery", "ai.promoted.proto.delivery"},
         {"common", "ai.promoted.proto.common"},
         {"google.protobuf", "com.google.protobuf"},
+        /* the private Session/SessionProfile are event records in the reference's schema */
+        {"logproc.priv", "ai.promoted.proto.event"},
     };
     if (!package) return "";
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -147,8 +150,7 @@ const char *avsc_namespace_of_package(const char *package)
  * Struct.FieldsEntry -> Struct3.FieldsEntry); `prefix` goes before the innermost name (Flat).
  */
 static int make_names(builder *b, const char *qualified, const char *package, int level,
-                      const char *prefix, const char **name, const char **space,
-                      const char **full)
+                      const char *prefix, const char **name, const char **space, const char **full)
 {
     avsc_schema *s = b->s;
     const char *rel = qualified;
@@ -175,7 +177,8 @@ static int make_names(builder *b, const char *qualified, const char *package, in
         memcpy(cont, rel, first);
         strcpy(cont + first, lvl);
         size_t o = strlen(cont);
-        for (size_t i = first; i < clen; i++) cont[o++] = rel[i] == '.' ? '_' : rel[i];
+        for (size_t i = first; i < clen; i++)
+            cont[o++] = rel[i] == '.' ? '_' : rel[i];
         cont[o] = 0;
         sp = *base ? pool_strcat(s, base, ".", cont) : cont;
     } else {
@@ -193,7 +196,7 @@ oom:
     return -1;
 }
 
-/* ---- pass 1: type graph, recursive families --------------------------------------------------- */
+/* ---- pass 1: type graph, recursive families -------------------------------------------------- */
 
 static int type_index(builder *b, const ProtobufCMessageDescriptor *d)
 {
@@ -256,7 +259,8 @@ static void tarjan(builder *b, int v)
     if (t[v].low != t[v].index) return;
     /* v roots a component: it is a family if it has two members or a self-loop */
     int start = b->sp;
-    do start--;
+    do
+        start--;
     while (b->stack[start] != v);
     int size = b->sp - start;
     int self_loop = 0;
@@ -287,7 +291,8 @@ static int has_cycle_from(builder *b, int v, int fam, int skip)
 
 static int family_cyclic_without(builder *b, int fam, int skip)
 {
-    for (int i = 0; i < b->n_types; i++) b->types[i].mark = 0;
+    for (int i = 0; i < b->n_types; i++)
+        b->types[i].mark = 0;
     for (int i = 0; i < b->n_types; i++)
         if (i != skip && b->types[i].family == fam && b->types[i].mark == 0 &&
             has_cycle_from(b, i, fam, skip))
@@ -312,8 +317,10 @@ static int choose_level_types(builder *b)
                 size_t o = strlen(names);
                 snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", b->types[i].d->name);
             }
-            set_err(b, "recursive messages {%s}: no single type lies on every cycle, so the "
-                       "depth rule cannot unroll them", names);
+            set_err(b,
+                    "recursive messages {%s}: no single type lies on every cycle, so the "
+                    "depth rule cannot unroll them",
+                    names);
             return -1;
         }
         b->types[pick].level_type = 1;
@@ -321,7 +328,7 @@ static int choose_level_types(builder *b)
     return 0;
 }
 
-/* ---- pass 2: records and enums ----------------------------------------------------------------- */
+/* ---- pass 2: records and enums --------------------------------------------------------------- */
 
 static enum_node *get_enum(builder *b, const ProtobufCEnumDescriptor *d)
 {
@@ -346,8 +353,10 @@ static enum_node *get_enum(builder *b, const ProtobufCEnumDescriptor *d)
         if (hi - lo < MAX_ENUM_TABLE) {
             int32_t *tab = pool_alloc(s, (size_t)(hi - lo + 1) * sizeof *tab);
             if (!tab) goto oom;
-            for (int64_t k = 0; k <= hi - lo; k++) tab[k] = -1;
-            for (unsigned i = 0; i < d->n_values; i++) tab[d->values[i].value - lo] = (int32_t)i;
+            for (int64_t k = 0; k <= hi - lo; k++)
+                tab[k] = -1;
+            for (unsigned i = 0; i < d->n_values; i++)
+                tab[d->values[i].value - lo] = (int32_t)i;
             p->table = tab;
             p->table_min = (int32_t)lo;
             p->table_len = (uint32_t)(hi - lo + 1);
@@ -374,8 +383,10 @@ int32_t avsc_enum_index_sparse(const avsc_enum *e, int32_t v)
     unsigned lo = 0, hi = e->n_sparse;
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
-        if (e->sparse[mid].number < v) lo = mid + 1;
-        else hi = mid;
+        if (e->sparse[mid].number < v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo < e->n_sparse && e->sparse[lo].number == v) return e->sparse[lo].index;
     return e->unrecognized;
@@ -388,19 +399,28 @@ static avsc_kind kind_of(ProtobufCType t)
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: return AVSC_INT;
+    case PROTOBUF_C_TYPE_FIXED32:
+        return AVSC_INT;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return AVSC_LONG;
-    case PROTOBUF_C_TYPE_FLOAT: return AVSC_FLOAT;
-    case PROTOBUF_C_TYPE_DOUBLE: return AVSC_DOUBLE;
-    case PROTOBUF_C_TYPE_BOOL: return AVSC_BOOL;
-    case PROTOBUF_C_TYPE_ENUM: return AVSC_ENUM;
-    case PROTOBUF_C_TYPE_STRING: return AVSC_STRING;
-    case PROTOBUF_C_TYPE_BYTES: return AVSC_BYTES;
-    case PROTOBUF_C_TYPE_MESSAGE: break;
+    case PROTOBUF_C_TYPE_FIXED64:
+        return AVSC_LONG;
+    case PROTOBUF_C_TYPE_FLOAT:
+        return AVSC_FLOAT;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return AVSC_DOUBLE;
+    case PROTOBUF_C_TYPE_BOOL:
+        return AVSC_BOOL;
+    case PROTOBUF_C_TYPE_ENUM:
+        return AVSC_ENUM;
+    case PROTOBUF_C_TYPE_STRING:
+        return AVSC_STRING;
+    case PROTOBUF_C_TYPE_BYTES:
+        return AVSC_BYTES;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        break;
     }
     return AVSC_RECORD;
 }
@@ -475,8 +495,10 @@ static rec_node *get_record(builder *b, int type, int level)
         rec_node *r = s->recs[i];
         if (r->type == type && r->pub.level == level) {
             if (r->building) {
-                set_err(b, "message %s refers to itself at depth %d: the depth rule did not "
-                           "break this cycle", r->pub.pb->name, level);
+                set_err(b,
+                        "message %s refers to itself at depth %d: the depth rule did not "
+                        "break this cycle",
+                        r->pub.pb->name, level);
                 return NULL;
             }
             return r;
@@ -500,6 +522,19 @@ static rec_node *get_record(builder *b, int type, int level)
     r->building = 0;
     r->pub.fields = r->fields;
     r->pub.cut = r->cut;
+    for (unsigned i = 0; i < r->pub.n_fields; i++) {
+        const avsc_field *f = &r->fields[i];
+        if (f->presence == AVSC_REPEATED)
+            r->pub.max_fixed += 10 + 1; /* count, end marker */
+        else if (f->kind == AVSC_FLOAT)
+            r->pub.max_fixed += 4;
+        else if (f->kind == AVSC_DOUBLE)
+            r->pub.max_fixed += 8;
+        else if (f->kind == AVSC_BOOL || f->kind == AVSC_RECORD)
+            r->pub.max_fixed += 1;
+        else
+            r->pub.max_fixed += 10; /* varint: int, long, enum index, string/bytes length */
+    }
 
     /* the Flat rule: a message outside the families that holds a family member directly */
     const char *prefix = "";
@@ -520,11 +555,11 @@ static int check_unique_names(builder *b)
     avsc_schema *s = b->s;
     unsigned n = s->n_recs + s->n_enums;
     for (unsigned i = 0; i < n; i++) {
-        const char *a = i < s->n_recs ? s->recs[i]->pub.full_name
-                                      : s->enums[i - s->n_recs]->pub.full_name;
+        const char *a =
+            i < s->n_recs ? s->recs[i]->pub.full_name : s->enums[i - s->n_recs]->pub.full_name;
         for (unsigned j = i + 1; j < n; j++) {
-            const char *c = j < s->n_recs ? s->recs[j]->pub.full_name
-                                          : s->enums[j - s->n_recs]->pub.full_name;
+            const char *c =
+                j < s->n_recs ? s->recs[j]->pub.full_name : s->enums[j - s->n_recs]->pub.full_name;
             if (!strcmp(a, c)) {
                 set_err(b, "two types map to the Avro name %s", a);
                 return -1;
@@ -534,7 +569,7 @@ static int check_unique_names(builder *b)
     return 0;
 }
 
-/* ---- pass 3: JSON ------------------------------------------------------------------------------- */
+/* ---- pass 3: JSON ---------------------------------------------------------------------------- */
 
 static json_t *named_def(const char *type, const char *name, const char *space)
 {
@@ -576,15 +611,24 @@ static json_t *record_json(rec_node *r);
 static json_t *elem_json(const avsc_field *f)
 {
     switch ((avsc_kind)f->kind) {
-    case AVSC_BOOL: return json_string("boolean");
-    case AVSC_INT: return json_string("int");
-    case AVSC_LONG: return json_string("long");
-    case AVSC_FLOAT: return json_string("float");
-    case AVSC_DOUBLE: return json_string("double");
-    case AVSC_STRING: return json_string("string");
-    case AVSC_BYTES: return json_string("bytes");
-    case AVSC_ENUM: return enum_json((enum_node *)f->enm);
-    case AVSC_RECORD: return record_json((rec_node *)f->record);
+    case AVSC_BOOL:
+        return json_string("boolean");
+    case AVSC_INT:
+        return json_string("int");
+    case AVSC_LONG:
+        return json_string("long");
+    case AVSC_FLOAT:
+        return json_string("float");
+    case AVSC_DOUBLE:
+        return json_string("double");
+    case AVSC_STRING:
+        return json_string("string");
+    case AVSC_BYTES:
+        return json_string("bytes");
+    case AVSC_ENUM:
+        return enum_json((enum_node *)f->enm);
+    case AVSC_RECORD:
+        return record_json((rec_node *)f->record);
     }
     return NULL;
 }
@@ -638,7 +682,7 @@ fail:
     return NULL;
 }
 
-/* ---- public --------------------------------------------------------------------------------------- */
+/* ---- public ---------------------------------------------------------------------------------- */
 
 void avsc_schema_free(avsc_schema *s)
 {
@@ -712,11 +756,14 @@ int avsc_schema_new(const ProtobufCMessageDescriptor *root, avsc_schema **out, c
     rc = 0;
 done:
     json_decref(j);
-    for (int i = 0; i < b.n_types; i++) free(b.types[i].adj);
+    for (int i = 0; i < b.n_types; i++)
+        free(b.types[i].adj);
     free(b.types);
     free(b.stack);
-    if (rc) avsc_schema_free(b.s);
-    else *out = b.s;
+    if (rc)
+        avsc_schema_free(b.s);
+    else
+        *out = b.s;
     return rc;
 }
 

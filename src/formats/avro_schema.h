@@ -37,7 +37,7 @@
 /* Depth of the unrolled copies of a recursive family (Struct1..Struct5). */
 #define AVSC_MAX_LEVEL 5
 
-/* ---- the derived layout: read-only, shared with avro_encode ------------------------------ */
+/* ---- the derived layout: read-only, shared with avro_encode ---------------------------------- */
 
 /* Avro type of a field (of one element, for a repeated field). */
 typedef enum avsc_kind {
@@ -68,41 +68,43 @@ typedef struct avsc_enum_pair {
 typedef struct avsc_enum {
     const ProtobufCEnumDescriptor *pb;
     const char *name, *space, *full_name;
-    unsigned n_symbols;     /* proto values + UNRECOGNIZED */
-    int32_t unrecognized;   /* index of UNRECOGNIZED (the last symbol) */
-    int32_t zero_index;     /* symbol written for an absent field: the value numbered 0 */
-    int32_t table_min;      /* symbol index of number n is table[n - table_min] ... */
-    uint32_t table_len;     /* ... for table_min <= n < table_min + table_len */
-    const int32_t *table;   /* -1 entries (gaps in the numbering) map to UNRECOGNIZED */
-    unsigned n_sparse;      /* used instead of the table when the numbers span too wide */
+    unsigned n_symbols;           /* proto values + UNRECOGNIZED */
+    int32_t unrecognized;         /* index of UNRECOGNIZED (the last symbol) */
+    int32_t zero_index;           /* symbol written for an absent field: the value numbered 0 */
+    int32_t table_min;            /* symbol index of number n is table[n - table_min] ... */
+    uint32_t table_len;           /* ... for table_min <= n < table_min + table_len */
+    const int32_t *table;         /* -1 entries (gaps in the numbering) map to UNRECOGNIZED */
+    unsigned n_sparse;            /* used instead of the table when the numbers span too wide */
     const avsc_enum_pair *sparse; /* a range: sorted by number */
 } avsc_enum;
 
 struct avsc_record;
 
 typedef struct avsc_field {
-    const char *name;                    /* proto name = Avro field name */
-    const ProtobufCFieldDescriptor *pb;  /* the source field */
-    uint8_t kind;                        /* avsc_kind */
-    uint8_t presence;                    /* avsc_presence */
-    uint8_t pb_type;                     /* ProtobufCType, for reading the C member */
-    uint32_t id;                         /* field number, compared with a oneof case */
-    unsigned offset, quantifier_offset;  /* into the protobuf-c struct */
-    const struct avsc_record *record;    /* AVSC_RECORD */
-    const avsc_enum *enm;                /* AVSC_ENUM */
+    const char *name;                   /* proto name = Avro field name */
+    const ProtobufCFieldDescriptor *pb; /* the source field */
+    uint8_t kind;                       /* avsc_kind */
+    uint8_t presence;                   /* avsc_presence */
+    uint8_t pb_type;                    /* ProtobufCType, for reading the C member */
+    uint32_t id;                        /* field number, compared with a oneof case */
+    unsigned offset, quantifier_offset; /* into the protobuf-c struct */
+    const struct avsc_record *record;   /* AVSC_RECORD */
+    const avsc_enum *enm;               /* AVSC_ENUM */
 } avsc_field;
 
 typedef struct avsc_record {
     const ProtobufCMessageDescriptor *pb;
     const char *name, *space, *full_name;
-    int level;               /* 1..AVSC_MAX_LEVEL for a family copy, 0 otherwise */
+    int level; /* 1..AVSC_MAX_LEVEL for a family copy, 0 otherwise */
     unsigned n_fields;
     const avsc_field *fields;
-    unsigned n_cut;          /* message fields left out because they would nest deeper than */
-    const avsc_field *cut;   /* AVSC_MAX_LEVEL: data found in them is cut (and counted) */
+    unsigned n_cut;        /* message fields left out because they would nest deeper than */
+    const avsc_field *cut; /* AVSC_MAX_LEVEL: data found in them is cut (and counted) */
+    size_t max_fixed;      /* most bytes the record writes before the contents of its strings,
+                              bytes, arrays and sub-records: one room check per record */
 } avsc_record;
 
-/* ---- building ------------------------------------------------------------------------------ */
+/* ---- building -------------------------------------------------------------------------------- */
 
 typedef struct avsc_schema avsc_schema;
 
@@ -110,7 +112,7 @@ typedef struct avsc_schema avsc_schema;
  * Derives the schema of `root` and of every type reachable from it. Returns 0 with *out set,
  * or -1 with err naming the type and the problem: a recursive family that no single member
  * breaks, two types with the same Avro full name, or a JSON text that avro-c rejects.
- * Cost: proportional to the size of the unrolled schema (about a millisecond for
+ * Cost: proportional to the size of the unrolled schema (about 2 ms for
  * event.LogRequest); build once per root type and keep it. The result is immutable and may be
  * shared by threads. Free with avsc_schema_free().
  */

@@ -60,10 +60,14 @@ typedef struct sort_ctx {
 static const char *parent_value(const content_entry *e, content_type parent)
 {
     switch (parent) {
-    case CONTENT_STORE: return e->store_id;
-    case CONTENT_ITEM: return e->item_id;
-    case CONTENT_PROMOTION: return e->promotion_id;
-    default: return NULL;
+    case CONTENT_STORE:
+        return e->store_id;
+    case CONTENT_ITEM:
+        return e->item_id;
+    case CONTENT_PROMOTION:
+        return e->promotion_id;
+    default:
+        return NULL;
     }
 }
 
@@ -89,18 +93,21 @@ int contentdb_new(int64_t stores, int64_t items_per_store, int64_t promotions_pe
 {
     *out = NULL;
     if (stores < 0 || items_per_store < 0 || promotions_per_item < 0) {
-        snprintf(err, errlen, "content catalogue: negative count (stores=%lld itemsPerStore=%lld "
-                 "promotionsPerItem=%lld)", (long long)stores, (long long)items_per_store,
-                 (long long)promotions_per_item);
+        snprintf(err, errlen,
+                 "content catalogue: negative count (stores=%lld itemsPerStore=%lld "
+                 "promotionsPerItem=%lld)",
+                 (long long)stores, (long long)items_per_store, (long long)promotions_per_item);
         return -1;
     }
     /* checked in steps so the products cannot overflow */
-    double total = (double)stores * (1.0 + (double)items_per_store * (1.0 + (double)promotions_per_item));
+    double total =
+        (double)stores * (1.0 + (double)items_per_store * (1.0 + (double)promotions_per_item));
     if (total > CONTENTDB_MAX_ENTRIES) {
-        snprintf(err, errlen, "content catalogue: stores=%lld itemsPerStore=%lld promotionsPerItem=%lld "
-                 "make %.0f entries, over the limit of %d", (long long)stores,
-                 (long long)items_per_store, (long long)promotions_per_item, total,
-                 CONTENTDB_MAX_ENTRIES);
+        snprintf(err, errlen,
+                 "content catalogue: stores=%lld itemsPerStore=%lld promotionsPerItem=%lld "
+                 "make %.0f entries, over the limit of %d",
+                 (long long)stores, (long long)items_per_store, (long long)promotions_per_item,
+                 total, CONTENTDB_MAX_ENTRIES);
         return -1;
     }
     size_t n = (size_t)total;
@@ -178,7 +185,8 @@ void contentdb_free(contentdb *db)
     if (!db) return;
     for (int t = 0; t < CONTENT_TYPES; t++) {
         free(db->by_type[t]);
-        for (int c = 0; c < CONTENT_TYPES; c++) free(db->by_parent[t][c]);
+        for (int c = 0; c < CONTENT_TYPES; c++)
+            free(db->by_parent[t][c]);
     }
     free(db->entries);
     free(db->ids);
@@ -219,8 +227,10 @@ int64_t contentdb_list(contentdb *db, content_type type, uint32_t parent, size_t
     size_t lo = 0, hi = db->n_parent[pt][type];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(parent_value(&db->entries[v[mid]], pt), want) < 0) lo = mid + 1;
-        else hi = mid;
+        if (strcmp(parent_value(&db->entries[v[mid]], pt), want) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     size_t end = lo;
     while (end < db->n_parent[pt][type] && end - lo < limit &&

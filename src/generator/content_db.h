@@ -10,23 +10,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { CONTENT_ITEM = 0, CONTENT_STORE = 1, CONTENT_PROMOTION = 2, CONTENT_TYPES = 3 } content_type;
+typedef enum {
+    CONTENT_ITEM = 0,
+    CONTENT_STORE = 1,
+    CONTENT_PROMOTION = 2,
+    CONTENT_TYPES = 3
+} content_type;
 
 /* Hard limit on catalogue entries (stores + items + promotions). */
 #define CONTENTDB_MAX_ENTRIES 10000000
 
 typedef struct content_entry {
-    const char *id;   /* "i-1-27"; owned by the db */
+    const char *id; /* "i-1-27"; owned by the db */
     uint32_t id_len;
-    uint8_t type;     /* content_type */
-    uint32_t store;   /* global numbers; 0 where the entry has no such field */
+    uint8_t type;   /* content_type */
+    uint32_t store; /* global numbers; 0 where the entry has no such field */
     uint32_t item;
     uint32_t promotion;
-    const char *store_id; /* request-field values, pointing at the owning entries' ids */
-    const char *item_id;  /* NULL for a store */
+    const char *store_id;     /* request-field values, pointing at the owning entries' ids */
+    const char *item_id;      /* NULL for a store */
     const char *promotion_id; /* NULL unless a promotion */
-    int32_t hash;     /* the generator's H(id) = hashCode(id) * 31 + 17, for cart prices */
-    uint32_t number;  /* the integer after the last '-' of the id */
+    int32_t hash;             /* the generator's H(id) = hashCode(id) * 31 + 17, for cart prices */
+    uint32_t number;          /* the integer after the last '-' of the id */
 } content_entry;
 
 typedef struct contentdb contentdb;
@@ -36,8 +41,10 @@ typedef struct contentdb contentdb;
  * Cost: O(entries log entries) for the sorted order. Free with contentdb_free. */
 int contentdb_new(int64_t stores, int64_t items_per_store, int64_t promotions_per_item,
                   contentdb **out, char *err, size_t errlen);
+/* Frees db and its cached listings. NULL is a no-op. */
 void contentdb_free(contentdb *db);
 
+/* Number of entries, and entry `index` (creation order, 0-based; owned by db). */
 size_t contentdb_size(const contentdb *db);
 const content_entry *contentdb_entry(const contentdb *db, uint32_t index);
 

@@ -15,10 +15,10 @@ static const flag_def gen_flags[] = {
      "auto views per session", 0},
     {"delayBetweenViewInSeconds", NULL, FLAG_INT, "1", OFF(delay_between_view_in_seconds),
      "simulated seconds between the views of a session", 0},
-    {"delayBetweenAutoViewInSeconds", NULL, FLAG_INT, "1",
-     OFF(delay_between_auto_view_in_seconds), "simulated seconds between auto views", 0},
-    {"requestsPerViews", "r", FLAG_INT, "1", OFF(requests_per_views),
-     "delivery requests per view", 0},
+    {"delayBetweenAutoViewInSeconds", NULL, FLAG_INT, "1", OFF(delay_between_auto_view_in_seconds),
+     "simulated seconds between auto views", 0},
+    {"requestsPerViews", "r", FLAG_INT, "1", OFF(requests_per_views), "delivery requests per view",
+     0},
     {"responseInsertionsPerRequest", "i", FLAG_INT, "20", OFF(response_insertions_per_request),
      "response insertions per request (at most the matching catalogue entries)", 0},
     {"insertionImpressedRate", NULL, FLAG_DOUBLE, "0.7", OFF(insertion_impressed_rate),
@@ -39,7 +39,8 @@ static const flag_def gen_flags[] = {
      OFF(use_insertion_matrix_format), "write request insertions as insertion_matrix", 0},
     {"insertionFullFormat", NULL, FLAG_STRING, "", OFF(insertion_full_format),
      "write request insertions as Request.insertion: true, false, or empty for the opposite "
-     "of --useInsertionMatrixFormat", 0},
+     "of --useInsertionMatrixFormat",
+     0},
     {"requestContentType0", NULL, FLAG_STRING, "ITEM", OFF(request_content_type0),
      "content type of the first request page: ITEM, STORE or PROMOTION", 0},
     {"requestContentType1", NULL, FLAG_STRING, "", OFF(request_content_type1),
@@ -54,7 +55,8 @@ static const flag_def gen_flags[] = {
      "log navigates on the second page", 0},
     {"setupForInferredIds", NULL, FLAG_BOOL, "true", OFF(setup_for_inferred_ids),
      "omit parent ids the pipeline must infer (Request.view_id, Impression.insertion_id, "
-     "Action.impression_id)", 0},
+     "Action.impression_id)",
+     0},
     {"writeUsers", NULL, FLAG_BOOL, "true", OFF(write_users), "write User records", 0},
     {"writeProductViews", NULL, FLAG_BOOL, "false", OFF(write_product_views),
      "write a product page View per navigate (single level only)", 0},
@@ -79,12 +81,14 @@ static const flag_def gen_flags[] = {
      "catalogue: promotions per item", 0},
     {"detail", NULL, FLAG_STRING, "FULL", OFF(detail),
      "FULL adds the marketplace decorators (search views, devices, request properties, "
-     "session details); PARTIAL does not", 0},
+     "session details); PARTIAL does not",
+     0},
     {"ids", NULL, FLAG_STRING, "random", OFF(ids),
      "random: UUIDv4 ids from --seed; incrementing: the test presets' ids (userId1, "
-     "22222222-2222-2222-0000-000000000001, ...)", 0},
-    {"seed", NULL, FLAG_INT, "0", OFF(seed),
-     "seed of the random ids and of --uniformRandomDelay", 0},
+     "22222222-2222-2222-0000-000000000001, ...)",
+     0},
+    {"seed", NULL, FLAG_INT, "0", OFF(seed), "seed of the random ids and of --uniformRandomDelay",
+     0},
     {"startTime", NULL, FLAG_INT, "1601596151000", OFF(start_time),
      "simulated clock start, epoch milliseconds", 0},
     {"startEventApiTimestamp", NULL, FLAG_INT, "0", OFF(start_event_api_timestamp),
@@ -114,68 +118,104 @@ typedef struct profile {
 
 /* LogRequestIteratorOptions.builder() (§1.A). What the reference requires is left at -1. */
 static const setting library_settings[] = {
-    {"users", "-1"}, {"sessionsPerUser", "-1"}, {"viewsPerSession", "-1"},
-    {"autoViewsPerSession", "-1"}, {"delayBetweenViewInSeconds", "-1"},
-    {"delayBetweenAutoViewInSeconds", "-1"}, {"requestsPerViews", "-1"},
-    {"responseInsertionsPerRequest", "-1"}, {"insertionImpressedRate", "-1"},
-    {"impressionNavigateRate", "-1"}, {"navigateAddToCartRate", "-1"},
-    {"navigateCheckoutRate", "-1"}, {"checkoutPurchaseRate", "-1"},
-    {"miniSdkRate", "0.5"}, {"shadowTrafficRate", "0.5"},
-    {"useInsertionMatrixFormat", "false"}, {"insertionFullFormat", "true"},
-    {"setupForInferredIds", "false"}, {"detail", "PARTIAL"},
+    {"users", "-1"},
+    {"sessionsPerUser", "-1"},
+    {"viewsPerSession", "-1"},
+    {"autoViewsPerSession", "-1"},
+    {"delayBetweenViewInSeconds", "-1"},
+    {"delayBetweenAutoViewInSeconds", "-1"},
+    {"requestsPerViews", "-1"},
+    {"responseInsertionsPerRequest", "-1"},
+    {"insertionImpressedRate", "-1"},
+    {"impressionNavigateRate", "-1"},
+    {"navigateAddToCartRate", "-1"},
+    {"navigateCheckoutRate", "-1"},
+    {"checkoutPurchaseRate", "-1"},
+    {"miniSdkRate", "0.5"},
+    {"shadowTrafficRate", "0.5"},
+    {"useInsertionMatrixFormat", "false"},
+    {"insertionFullFormat", "true"},
+    {"setupForInferredIds", "false"},
+    {"detail", "PARTIAL"},
 };
 
 /* the local deployment's Job arguments (§1.C) on top of the command's defaults */
 static const setting local_settings[] = {
-    {"users", "10"}, {"viewsPerSession", "10"}, {"responseInsertionsPerRequest", "10"},
-    {"setupForInferredIds", "true"}, {"miniSdkRate", "0.2"}, {"shadowTrafficRate", "1.0"},
+    {"users", "10"},
+    {"viewsPerSession", "10"},
+    {"responseInsertionsPerRequest", "10"},
+    {"setupForInferredIds", "true"},
+    {"miniSdkRate", "0.2"},
+    {"shadowTrafficRate", "1.0"},
 };
 
 /* LogRequestFactory.createLogRequestOptionsBuilder(1601596151000, PARTIAL, 1) (§1.D):
  * n = 1, so navigate rate max(1/n^5, 0.1) = 1.0 */
 static const setting factory_settings[] = {
-    {"users", "1"}, {"sessionsPerUser", "1"}, {"viewsPerSession", "1"},
-    {"autoViewsPerSession", "1"}, {"delayBetweenViewInSeconds", "1"},
-    {"delayBetweenAutoViewInSeconds", "1"}, {"requestsPerViews", "1"},
-    {"responseInsertionsPerRequest", "1"}, {"insertionImpressedRate", "1.0"},
-    {"impressionNavigateRate", "1.0"}, {"navigateCheckoutRate", "0.0"},
-    {"navigateAddToCartRate", "0.0"}, {"checkoutPurchaseRate", "0.0"},
-    {"setupForInferredIds", "false"}, {"shadowTrafficRate", "0.0"}, {"ids", "incrementing"},
-    {"fixedClock", "true"}, {"startTime", "1601596151000"}, {"stores", "20"},
-    {"itemsPerStore", "20"}, {"promotionsPerItem", "4"},
+    {"users", "1"},
+    {"sessionsPerUser", "1"},
+    {"viewsPerSession", "1"},
+    {"autoViewsPerSession", "1"},
+    {"delayBetweenViewInSeconds", "1"},
+    {"delayBetweenAutoViewInSeconds", "1"},
+    {"requestsPerViews", "1"},
+    {"responseInsertionsPerRequest", "1"},
+    {"insertionImpressedRate", "1.0"},
+    {"impressionNavigateRate", "1.0"},
+    {"navigateCheckoutRate", "0.0"},
+    {"navigateAddToCartRate", "0.0"},
+    {"checkoutPurchaseRate", "0.0"},
+    {"setupForInferredIds", "false"},
+    {"shadowTrafficRate", "0.0"},
+    {"ids", "incrementing"},
+    {"fixedClock", "true"},
+    {"startTime", "1601596151000"},
+    {"stores", "20"},
+    {"itemsPerStore", "20"},
+    {"promotionsPerItem", "4"},
 };
 
 static const setting store_to_item_settings[] = {
-    {"setupForInferredIds", "true"}, {"miniSdkRate", "0.0"}, {"shadowTrafficRate", "0.0"},
-    {"impressionNavigateRate", "1.0"}, {"navigateCheckoutRate", "1.0"},
-    {"navigateAddToCartRate", "1.0"}, {"checkoutPurchaseRate", "1.0"},
-    {"requestContentType0", "STORE"}, {"requestLogImpressions0", "true"},
-    {"requestLogNavigates0", "true"}, {"requestContentType1", "ITEM"},
-    {"requestLogImpressions1", "false"}, {"requestLogNavigates1", "false"},
+    {"setupForInferredIds", "true"},    {"miniSdkRate", "0.0"},
+    {"shadowTrafficRate", "0.0"},       {"impressionNavigateRate", "1.0"},
+    {"navigateCheckoutRate", "1.0"},    {"navigateAddToCartRate", "1.0"},
+    {"checkoutPurchaseRate", "1.0"},    {"requestContentType0", "STORE"},
+    {"requestLogImpressions0", "true"}, {"requestLogNavigates0", "true"},
+    {"requestContentType1", "ITEM"},    {"requestLogImpressions1", "false"},
+    {"requestLogNavigates1", "false"},
 };
 
-#define CART_COMMON                                                                          \
-    {"setupForInferredIds", "false"}, {"users", "1"}, {"sessionsPerUser", "1"},               \
-        {"viewsPerSession", "1"}, {"autoViewsPerSession", "1"}, {"requestsPerViews", "1"},    \
-        {"responseInsertionsPerRequest", "4"}, {"miniSdkRate", "0.0"},                        \
-        {"shadowTrafficRate", "0.0"}, {"impressionNavigateRate", "1.0"},                      \
-        {"navigateCheckoutRate", "0.25"}, {"navigateAddToCartRate", "0.25"},                  \
-        {"checkoutPurchaseRate", "1.0"}, {"requestContentType0", "STORE"},                    \
-        {"requestContentType1", "ITEM"}
+#define CART_COMMON                                                                                \
+    {"setupForInferredIds", "false"}, {"users", "1"}, {"sessionsPerUser", "1"},                    \
+        {"viewsPerSession", "1"}, {"autoViewsPerSession", "1"}, {"requestsPerViews", "1"},         \
+        {"responseInsertionsPerRequest", "4"}, {"miniSdkRate", "0.0"},                             \
+        {"shadowTrafficRate", "0.0"}, {"impressionNavigateRate", "1.0"},                           \
+        {"navigateCheckoutRate", "0.25"}, {"navigateAddToCartRate", "0.25"},                       \
+        {"checkoutPurchaseRate", "1.0"}, {"requestContentType0", "STORE"},                         \
+    {                                                                                              \
+        "requestContentType1", "ITEM"                                                              \
+    }
 
 static const setting item_cart_settings[] = {
     CART_COMMON,
-    {"requestLogImpressions0", "false"}, {"requestLogNavigates0", "false"},
-    {"requestLogImpressions1", "true"}, {"requestLogNavigates1", "true"},
+    {"requestLogImpressions0", "false"},
+    {"requestLogNavigates0", "false"},
+    {"requestLogImpressions1", "true"},
+    {"requestLogNavigates1", "true"},
 };
 
 static const setting store_insertion_cart_settings[] = {
     CART_COMMON,
-    {"requestLogImpressions0", "true"}, {"requestLogNavigates0", "true"},
-    {"requestLogImpressions1", "false"}, {"requestLogNavigates1", "false"},
+    {"requestLogImpressions0", "true"},
+    {"requestLogNavigates0", "true"},
+    {"requestLogImpressions1", "false"},
+    {"requestLogNavigates1", "false"},
 };
 
-#define PROFILE(name, parent, s) {name, parent, s, sizeof s / sizeof s[0]}
+#define PROFILE(name, parent, s)                                                                   \
+    {                                                                                              \
+        name, parent, s, sizeof s / sizeof s[0]                                                    \
+    }
 static const profile profiles[] = {
     {"cli", NULL, NULL, 0},
     PROFILE("library", NULL, library_settings),
@@ -213,7 +253,8 @@ static int apply_profile(const profile *p, flag_def *defs, int depth)
     if (p->parent && apply_profile(find_profile(p->parent), defs, depth + 1)) return -1;
     for (size_t i = 0; i < p->n; i++) {
         size_t j = 0;
-        while (j < N_FLAGS && strcmp(defs[j].name, p->settings[i].flag)) j++;
+        while (j < N_FLAGS && strcmp(defs[j].name, p->settings[i].flag))
+            j++;
         if (j == N_FLAGS) return -1; /* a typo in a profile: caught by the tests */
         defs[j].def = p->settings[i].value;
     }
@@ -241,13 +282,14 @@ int gen_options_table_for(const char *name, gen_options *o, gen_options_table *s
     return 0;
 }
 
-int gen_options_init(gen_options *o, const char *profile, const char *const *overrides,
-                     char *err, size_t errlen)
+int gen_options_init(gen_options *o, const char *profile, const char *const *overrides, char *err,
+                     size_t errlen)
 {
     gen_options_table st;
     if (gen_options_table_for(profile, o, &st, err, errlen)) return -1;
     int argc = 0;
-    while (overrides && overrides[argc]) argc++;
+    while (overrides && overrides[argc])
+        argc++;
     char *pos[1];
     size_t npos = 0;
     bool help = false;

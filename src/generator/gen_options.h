@@ -68,9 +68,9 @@ typedef struct gen_options {
     char *detail; /* "FULL" (marketplace decorators, §4.3) or "PARTIAL" */
     char *ids;    /* "random" (seeded UUIDv4) or "incrementing" (the presets') */
     int64_t seed;
-    int64_t start_time;               /* ms: the simulated clock's start */
+    int64_t start_time;                /* ms: the simulated clock's start */
     int64_t start_event_api_timestamp; /* ms; 0 = event_api_timestamp follows the clock */
-    bool fixed_clock;                 /* now() stays at start_time (the presets) */
+    bool fixed_clock;                  /* now() stays at start_time (the presets) */
     double delay_multiplier;
     bool uniform_random_delay;
 } gen_options;
@@ -91,14 +91,14 @@ const char *gen_options_profile_names(void);
  * the generator's flags with that profile's defaults. o must be zeroed or hold values from a
  * previous gen_options_init (strings are freed as they are replaced). Use it to parse the
  * command line together with other tables. Returns 0, or -1 with err naming the profile. */
-int gen_options_table_for(const char *profile, gen_options *o, gen_options_table *st,
-                          char *err, size_t errlen);
+int gen_options_table_for(const char *profile, gen_options *o, gen_options_table *st, char *err,
+                          size_t errlen);
 
 /* Fills o with profile `name`'s defaults, then applies overrides, a NULL-terminated list of
  * "--flag=value" strings (NULL for none). o must be zeroed on the first call. Returns 0, or -1
  * with err naming the profile or the flag. Free with gen_options_free. */
-int gen_options_init(gen_options *o, const char *profile, const char *const *overrides,
-                     char *err, size_t errlen);
+int gen_options_init(gen_options *o, const char *profile, const char *const *overrides, char *err,
+                     size_t errlen);
 
 /* Frees the strings o owns (not o itself). */
 void gen_options_free(gen_options *o);

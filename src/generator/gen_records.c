@@ -18,11 +18,11 @@
 #define ARENA_CHUNK (64 * 1024)
 
 /* The FULL decorators' values (spec §4.3). */
-#define ANDROID_UA                                                                            \
-    "Mozilla/5.0 (Linux; Android 7.0; SM-G930V Build/NRD90M) AppleWebKit/537.36 (KHTML, like " \
+#define ANDROID_UA                                                                                 \
+    "Mozilla/5.0 (Linux; Android 7.0; SM-G930V Build/NRD90M) AppleWebKit/537.36 (KHTML, like "     \
     "Gecko) Chrome/59.0.3071.125 Mobile Safari/537.36"
-#define MAC_UA                                                                                 \
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) " \
+#define MAC_UA                                                                                     \
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "      \
     "Chrome/96.0.4664.110 Safari/537.36"
 #define SESSION_START_MS 1601581751000ULL
 #define SESSION_END_MS 1601524151000ULL /* earlier than the start: the reference's quirk */
@@ -71,16 +71,16 @@ static void *ar(genrec_builder *b, size_t n)
 }
 
 /* Allocates one message in the arena and copies its INIT value into it. */
-#define NEW(var, T, INIT)                                                                      \
-    do {                                                                                       \
-        static const T init_ = INIT;                                                          \
-        if (!((var) = ar(b, sizeof(T)))) goto oom;                                             \
-        *(var) = init_;                                                                        \
+#define NEW(var, T, INIT)                                                                          \
+    do {                                                                                           \
+        static const T init_ = INIT;                                                               \
+        if (!((var) = ar(b, sizeof(T)))) goto oom;                                                 \
+        *(var) = init_;                                                                            \
     } while (0)
 
-#define NEW_ARRAY(var, n)                                                                      \
-    do {                                                                                       \
-        if (!((var) = ar(b, ((n) ? (n) : 1) * sizeof *(var)))) goto oom;                        \
+#define NEW_ARRAY(var, n)                                                                          \
+    do {                                                                                           \
+        if (!((var) = ar(b, ((n) ? (n) : 1) * sizeof *(var)))) goto oom;                           \
     } while (0)
 
 static char *id_str(genrec_builder *b, gen_id id)
@@ -112,17 +112,33 @@ static Common__Timing *new_timing(genrec_builder *b, int64_t ms)
     return t;
 }
 
-/* Packs m into arena bytes as unknown field `number` of *uf. */
+/* Writes v as a varint; returns its length (at most 10). */
+static size_t varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Packs m into arena bytes as unknown field `number` of *uf. protobuf-c keeps a
+ * length-delimited unknown field with its length prefix, so the data starts with it. */
 static int pack_unknown(genrec_builder *b, const ProtobufCMessage *m, uint32_t number,
                         ProtobufCMessageUnknownField *uf)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = ar(b, n ? n : 1);
+    uint8_t pre[10];
+    size_t np = varint(pre, n);
+    uint8_t *buf = ar(b, np + n);
     if (!buf) return -1;
-    protobuf_c_message_pack(m, buf);
+    memcpy(buf, pre, np);
+    protobuf_c_message_pack(m, buf + np);
     uf->tag = number;
     uf->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-    uf->len = n;
+    uf->len = np + n;
     uf->data = buf;
     return 0;
 }
@@ -239,9 +255,12 @@ static int build_constants(constants *k)
         logproc__priv__feature_stage__init(&fs);
         fs.features = &features;
         size_t n = logproc__priv__feature_stage__get_packed_size(&fs);
-        if (!(k->feature_stage[v] = malloc(n))) return -1;
-        logproc__priv__feature_stage__pack(&fs, k->feature_stage[v]);
-        k->feature_stage_len[v] = n;
+        uint8_t pre[10];
+        size_t np = varint(pre, n); /* the unknown field's data holds its length prefix */
+        if (!(k->feature_stage[v] = malloc(np + n))) return -1;
+        memcpy(k->feature_stage[v], pre, np);
+        logproc__priv__feature_stage__pack(&fs, k->feature_stage[v] + np);
+        k->feature_stage_len[v] = np + n;
     }
     return 0;
 }
@@ -271,7 +290,8 @@ oom:
 void genrec_builder_free(genrec_builder *b)
 {
     if (!b) return;
-    for (int v = 0; v <= 10; v++) free(b->k.feature_stage[v]);
+    for (int v = 0; v <= 10; v++)
+        free(b->k.feature_stage[v]);
     pb_arena_free(b->arena);
     free(b->out);
     free(b);
@@ -315,7 +335,8 @@ static int build_cohort(genrec_builder *b, const genrec *r, Event__LogRequest *l
     c->cohort_id = "PERSONALIZE_V1";
     c->has_arm = 1;
     /* Java: userId.hashCode() % 2 == 0, with the sign kept by % */
-    c->arm = r->user->user_hash % 2 == 0 ? EVENT__COHORT_ARM__TREATMENT : EVENT__COHORT_ARM__CONTROL;
+    c->arm =
+        r->user->user_hash % 2 == 0 ? EVENT__COHORT_ARM__TREATMENT : EVENT__COHORT_ARM__CONTROL;
     NEW_ARRAY(lr->cohort_membership, 1);
     lr->cohort_membership[0] = c;
     lr->n_cohort_membership = 1;
@@ -444,26 +465,30 @@ oom:
     return -1;
 }
 
-/* Request fields of a content, keys in sorted order (itemId < promotionId < storeId < type),
- * plus "contentId" first when with_content_id. Returns the count. */
-static int request_fields(const genrec_builder *b, const content_entry *e, bool with_content_id,
-                          const char **keys, const char **values)
+/* Names of the request fields plus "contentId", in sorted order: a matrix header's index. */
+enum { KEY_CONTENT_ID, KEY_ITEM_ID, KEY_PROMOTION_ID, KEY_STORE_ID, KEY_TYPE, N_KEYS };
+static const char *const key_names[N_KEYS] = {"contentId", "itemId", "promotionId", "storeId",
+                                              "type"};
+
+/* Request fields of a content by key index (NULL where the content has no such field);
+ * "contentId" only when with_content_id. */
+static void request_fields(const content_entry *e, bool with_content_id, const char *values[N_KEYS])
 {
-    int n = 0;
-    if (with_content_id) keys[n] = "contentId", values[n++] = e->id;
-    if (e->item_id) keys[n] = "itemId", values[n++] = e->item_id;
-    if (e->promotion_id) keys[n] = "promotionId", values[n++] = e->promotion_id;
-    keys[n] = "storeId", values[n++] = e->store_id;
-    keys[n] = "type", values[n++] = contentdb_type_name((content_type)e->type);
-    (void)b;
-    return n;
+    values[KEY_CONTENT_ID] = with_content_id ? e->id : NULL;
+    values[KEY_ITEM_ID] = e->item_id;
+    values[KEY_PROMOTION_ID] = e->promotion_id;
+    values[KEY_STORE_ID] = e->store_id;
+    values[KEY_TYPE] = contentdb_type_name((content_type)e->type);
 }
 
 /* Request.insertion[k] = {content_id, properties.struct{request fields}} (full format). */
 static Delivery__Insertion *request_insertion(genrec_builder *b, const content_entry *e)
 {
-    const char *keys[5], *values[5];
-    int n = request_fields(b, e, false, keys, values);
+    const char *values[N_KEYS];
+    request_fields(e, false, values);
+    int n = 0;
+    for (int h = 0; h < N_KEYS; h++)
+        n += values[h] != NULL;
     Delivery__Insertion *ins;
     Common__Properties *props;
     Google__Protobuf__Struct *st;
@@ -475,12 +500,16 @@ static Delivery__Insertion *request_insertion(genrec_builder *b, const content_e
     NEW_ARRAY(ents, n);
     NEW_ARRAY(eptrs, n);
     NEW_ARRAY(vals, n);
-    for (int i = 0; i < n; i++) {
+    /* keys in sorted order, as the reference sorts them before building the Struct */
+    int i = 0;
+    for (int h = 0; h < N_KEYS; h++) {
+        if (!values[h]) continue;
         google__protobuf__struct__fields_entry__init(&ents[i]);
-        ents[i].key = (char *)keys[i];
-        set_string_value(&vals[i], (char *)values[i]);
+        ents[i].key = (char *)key_names[h];
+        set_string_value(&vals[i], (char *)values[h]);
         ents[i].value = &vals[i];
         eptrs[i] = &ents[i];
+        i++;
     }
     st->n_fields = (size_t)n;
     st->fields = eptrs;
@@ -497,46 +526,46 @@ oom:
  * ListValue row per content, an empty Value where a row lacks a header). */
 static int insertion_matrix(genrec_builder *b, const genrec *r, Delivery__Request *req)
 {
-    static const char *const all[5] = {"contentId", "itemId", "promotionId", "storeId", "type"};
+    const char *values[N_KEYS];
     unsigned present = 0;
     for (uint32_t i = 0; i < r->n; i++) {
-        const char *keys[5], *values[5];
-        int n = request_fields(b, entry(b, r->items->v[i].content), true, keys, values);
-        for (int j = 0; j < n; j++)
-            for (int h = 0; h < 5; h++)
-                if (!strcmp(keys[j], all[h])) present |= 1u << h;
+        request_fields(entry(b, r->items->v[i].content), true, values);
+        for (int h = 0; h < N_KEYS; h++)
+            if (values[h]) present |= 1u << h;
     }
-    const char *headers[5];
+    int headers[N_KEYS];
     size_t nh = 0;
-    for (int h = 0; h < 5; h++)
-        if (present & (1u << h)) headers[nh++] = all[h];
+    for (int h = 0; h < N_KEYS; h++)
+        if (present & (1u << h)) headers[nh++] = h;
     NEW_ARRAY(req->insertion_matrix_headers, nh);
-    for (size_t h = 0; h < nh; h++) req->insertion_matrix_headers[h] = (char *)headers[h];
+    for (size_t h = 0; h < nh; h++)
+        req->insertion_matrix_headers[h] = (char *)key_names[headers[h]];
     req->n_insertion_matrix_headers = nh;
 
     /* Java calls getInsertionMatrixBuilder() even with no rows, so the field is always set */
     Google__Protobuf__ListValue *matrix;
     NEW(matrix, Google__Protobuf__ListValue, GOOGLE__PROTOBUF__LIST_VALUE__INIT);
-    Google__Protobuf__Value *rows, **row_ptrs;
+    Google__Protobuf__Value *rows, **row_ptrs, *cells, **cell_ptrs;
     Google__Protobuf__ListValue *row_lists;
     NEW_ARRAY(rows, r->n);
     NEW_ARRAY(row_ptrs, r->n);
     NEW_ARRAY(row_lists, r->n);
+    size_t ncells = (size_t)r->n * nh;
+    NEW_ARRAY(cells, ncells);
+    NEW_ARRAY(cell_ptrs, ncells);
     for (uint32_t i = 0; i < r->n; i++) {
-        const char *keys[5], *values[5];
-        int n = request_fields(b, entry(b, r->items->v[i].content), true, keys, values);
-        Google__Protobuf__Value *cells, **cell_ptrs;
-        NEW_ARRAY(cells, nh);
-        NEW_ARRAY(cell_ptrs, nh);
+        request_fields(entry(b, r->items->v[i].content), true, values);
+        Google__Protobuf__Value *c = cells + (size_t)i * nh, **cp = cell_ptrs + (size_t)i * nh;
         for (size_t h = 0; h < nh; h++) {
-            google__protobuf__value__init(&cells[h]);
-            for (int j = 0; j < n; j++)
-                if (!strcmp(keys[j], headers[h])) set_string_value(&cells[h], (char *)values[j]);
-            cell_ptrs[h] = &cells[h];
+            if (values[headers[h]])
+                set_string_value(&c[h], (char *)values[headers[h]]);
+            else
+                google__protobuf__value__init(&c[h]);
+            cp[h] = &c[h];
         }
         google__protobuf__list_value__init(&row_lists[i]);
         row_lists[i].n_values = nh;
-        row_lists[i].values = cell_ptrs;
+        row_lists[i].values = cp;
         google__protobuf__value__init(&rows[i]);
         rows[i].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
         rows[i].list_value = &row_lists[i];
@@ -553,9 +582,8 @@ oom:
 /* Adds the execution insertions of an API DeliveryLog as unknown fields: each is `base[k]`
  * (the insertion of r's k-th content) with the fake feature of that content attached as
  * feature_stage: numeric[100] = 0.1f * (N mod 11), N the number at the end of the id. */
-static int execution_insertions(genrec_builder *b, const genrec *r,
-                                Delivery__DeliveryExecution *ex, Delivery__Insertion **base,
-                                size_t n)
+static int execution_insertions(genrec_builder *b, const genrec *r, Delivery__DeliveryExecution *ex,
+                                Delivery__Insertion **base, size_t n)
 {
     if (!n) return 0;
     ProtobufCMessageUnknownField *uf, *fs;
@@ -739,7 +767,8 @@ static int build_actions(genrec_builder *b, const genrec *r, Event__LogRequest *
             !(a->impression_id = id_str(b, it->impression)))
             goto oom;
         if ((it->action_type == EVENT__ACTION_TYPE__CHECKOUT ||
-             it->action_type == EVENT__ACTION_TYPE__PURCHASE) && r->cart_len) {
+             it->action_type == EVENT__ACTION_TYPE__PURCHASE) &&
+            r->cart_len) {
             if (!cart && !(cart = cart_snapshot(b, r))) goto oom;
             a->cart = cart;
         }
@@ -760,16 +789,34 @@ int genrec_build(genrec_builder *b, const genrec *r, Event__LogRequest **out, ch
     if (!lr) goto oom;
     int rc;
     switch ((genrec_kind)r->kind) {
-    case GENREC_USER: rc = build_user(b, r, lr); break;
-    case GENREC_COHORT: rc = build_cohort(b, r, lr); break;
-    case GENREC_SESSION: rc = build_session(b, r, lr); break;
-    case GENREC_VIEW: rc = build_view(b, r, lr); break;
-    case GENREC_AUTO_VIEW: rc = build_auto_view(b, r, lr); break;
+    case GENREC_USER:
+        rc = build_user(b, r, lr);
+        break;
+    case GENREC_COHORT:
+        rc = build_cohort(b, r, lr);
+        break;
+    case GENREC_SESSION:
+        rc = build_session(b, r, lr);
+        break;
+    case GENREC_VIEW:
+        rc = build_view(b, r, lr);
+        break;
+    case GENREC_AUTO_VIEW:
+        rc = build_auto_view(b, r, lr);
+        break;
     case GENREC_DELIVERY_LOG:
-    case GENREC_SHADOW_LOG: rc = build_delivery_log(b, r, lr); break;
-    case GENREC_DIAGNOSTICS: rc = build_diagnostics(b, r, lr); break;
-    case GENREC_IMPRESSIONS: rc = build_impressions(b, r, lr); break;
-    case GENREC_ACTIONS: rc = build_actions(b, r, lr); break;
+    case GENREC_SHADOW_LOG:
+        rc = build_delivery_log(b, r, lr);
+        break;
+    case GENREC_DIAGNOSTICS:
+        rc = build_diagnostics(b, r, lr);
+        break;
+    case GENREC_IMPRESSIONS:
+        rc = build_impressions(b, r, lr);
+        break;
+    case GENREC_ACTIONS:
+        rc = build_actions(b, r, lr);
+        break;
     default:
         snprintf(err, errlen, "generator: unknown record kind %d", r->kind);
         return -1;
@@ -785,21 +832,22 @@ oom:
     return -1;
 }
 
-int genrec_pack(genrec_builder *b, const Event__LogRequest *lr, const uint8_t **data,
-                size_t *len, char *err, size_t errlen)
+int genrec_pack(genrec_builder *b, const Event__LogRequest *lr, const uint8_t **data, size_t *len,
+                char *err, size_t errlen)
 {
     size_t n = event__log_request__get_packed_size(lr);
     if (n > b->max_record_bytes) {
         snprintf(err, errlen,
                  "generator: a LogRequest of log user '%s' packs to %zu bytes, over the record "
                  "limit of %zu",
-                 lr->user_info && lr->user_info->log_user_id ? lr->user_info->log_user_id : "",
-                 n, b->max_record_bytes);
+                 lr->user_info && lr->user_info->log_user_id ? lr->user_info->log_user_id : "", n,
+                 b->max_record_bytes);
         return -1;
     }
     if (n > b->out_cap) {
         size_t cap = b->out_cap ? b->out_cap : 4096;
-        while (cap < n) cap *= 2;
+        while (cap < n)
+            cap *= 2;
         uint8_t *p = realloc(b->out, cap);
         if (!p) {
             snprintf(err, errlen, "generator: out of memory for a %zu-byte record", n);

@@ -30,7 +30,7 @@ typedef struct genrec_cart {
 
 typedef struct genrec_user {
     char user_id[56];
-    char log_user_id[40]; /* "" when the user was chosen for an empty log_user_id */
+    char log_user_id[40];      /* "" when the user was chosen for an empty log_user_id */
     Common__UserInfo info;     /* {user_id, log_user_id}: wrappers, User, Request */
     Common__UserInfo log_info; /* {log_user_id}: Session */
     int32_t user_hash;         /* Java hashCode(user_id): the cohort arm */
@@ -98,11 +98,11 @@ typedef struct genrec {
 
 /* What shapes the records, fixed for a run. */
 typedef struct genrec_config {
-    bool full_detail;     /* §4.3 decorators */
-    bool matrix_format;   /* Request.insertion_matrix */
-    bool full_format;     /* Request.insertion */
-    bool inferred;        /* setupForInferredIds: omit the parent ids of §5 */
-    int levels;           /* 1 or 2 */
+    bool full_detail;   /* §4.3 decorators */
+    bool matrix_format; /* Request.insertion_matrix */
+    bool full_format;   /* Request.insertion */
+    bool inferred;      /* setupForInferredIds: omit the parent ids of §5 */
+    int levels;         /* 1 or 2 */
     content_type level_type[2];
     bool log_impressions[2];
 } genrec_config;
@@ -114,6 +114,7 @@ typedef struct genrec_builder genrec_builder;
  * Returns 0, or -1 with err set. */
 int genrec_builder_new(const genrec_config *cfg, const contentdb *db, size_t max_record_bytes,
                        genrec_builder **out, char *err, size_t errlen);
+/* Frees b, its arena and its buffers (the last built message becomes invalid). */
 void genrec_builder_free(genrec_builder *b);
 
 /* Builds r into *out. The message and everything it points to stay valid until the next
@@ -124,7 +125,7 @@ int genrec_build(genrec_builder *b, const genrec *r, Event__LogRequest **out, ch
 
 /* Serializes lr (from genrec_build) into the builder's buffer; *data is valid until the next
  * genrec_pack. Returns 0, or -1 with err naming the size and the limit. */
-int genrec_pack(genrec_builder *b, const Event__LogRequest *lr, const uint8_t **data,
-                size_t *len, char *err, size_t errlen);
+int genrec_pack(genrec_builder *b, const Event__LogRequest *lr, const uint8_t **data, size_t *len,
+                char *err, size_t errlen);
 
 #endif

@@ -62,7 +62,8 @@ static const char hexdig[] = "0123456789abcdef";
 static inline char *put_hex(char *p, uint64_t v, int nibbles_from, int nibbles_to)
 {
     /* nibble 0 is the most significant of the 16 */
-    for (int i = nibbles_from; i < nibbles_to; i++) *p++ = hexdig[(v >> (60 - 4 * i)) & 0xF];
+    for (int i = nibbles_from; i < nibbles_to; i++)
+        *p++ = hexdig[(v >> (60 - 4 * i)) & 0xF];
     return p;
 }
 

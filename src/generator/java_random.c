@@ -51,10 +51,14 @@ static uint32_t utf8_next(const unsigned char *s, size_t len, size_t *used)
     uint32_t cp;
     size_t n;
     if (c < 0x80) return *used = 1, c;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return *used = 1, 0xFFFD;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return *used = 1, 0xFFFD;
     if (n > len) return *used = 1, 0xFFFD;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) return *used = 1, 0xFFFD;

@@ -27,7 +27,7 @@
 #include "generator/gen_options.h"
 
 #define GEN_PLATFORM_ID 1
-#define GEN_MAX_RECORD_BYTES (1024 * 1024)     /* a LogRequest larger than this is an error */
+#define GEN_MAX_RECORD_BYTES (1024 * 1024)    /* a LogRequest larger than this is an error */
 #define GEN_MAX_PENDING (64ULL * 1024 * 1024) /* pending records and steps in the heap */
 
 typedef struct gen_logs gen_logs;
@@ -53,11 +53,10 @@ int gen_logs_new(const gen_options *o, gen_logs **out, char *err, size_t errlen)
  * is over, -1 with err set (a limit was passed; the run cannot continue). *lr belongs to g and
  * stays valid until the next call or gen_logs_free. Amortised cost: the record's size plus
  * O(log pending) for the heap; no malloc in steady state. */
-int gen_logs_next(gen_logs *g, int64_t *ts_ms, Event__LogRequest **lr, char *err,
-                  size_t errlen);
+int gen_logs_next(gen_logs *g, int64_t *ts_ms, Event__LogRequest **lr, char *err, size_t errlen);
 
-/* Like gen_logs_next, but also serializes the record: *value/*value_len hold the LogRequest
- * bytes and *key/*key_len the Event API's Kafka key (8-byte little-endian platform id, then
+/* Like gen_logs_next, but also serializes the record: value and value_len give the LogRequest
+ * bytes, key and key_len the Event API's Kafka key (8-byte little-endian platform id, then
  * log_user_id). All point into g and stay valid until the next call. */
 int gen_logs_next_packed(gen_logs *g, int64_t *ts_ms, const uint8_t **key, size_t *key_len,
                          const uint8_t **value, size_t *value_len, char *err, size_t errlen);

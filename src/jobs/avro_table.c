@@ -16,7 +16,6 @@ struct avro_table {
     const char *json;    /* the schema text written into part headers */
     size_t json_len;
     size_t max_datum;
-    avenc_buf buf; /* encoder scratch; its bytes are appended to the caller's rt_buf */
     char err[256];
 };
 
@@ -41,7 +40,6 @@ int avro_table_new(const ProtobufCMessageDescriptor *desc, const char *schema_na
         }
         t->json_len = strlen(t->json);
     }
-    avenc_buf_init(&t->buf, t->max_datum);
     *out = t;
     return 0;
 }
@@ -69,55 +67,42 @@ table_format avro_table_format(avro_table *t)
     return f;
 }
 
-/* Moves the scratch buffer's datum to out. */
-static int take(avro_table *t, int rc, rt_buf *out)
-{
-    if (rc) return -1;
-    return rt_buf_append(out, t->buf.data, t->buf.len);
-}
-
+/* The datum is appended to out (the sink's record buffer, whose limit bounds it). */
 int avro_table_encode_message(avro_table *t, const ProtobufCMessage *m, rt_buf *out)
 {
-    avenc_buf_clear(&t->buf);
-    return take(t, avenc_message(t->schema, m, &t->buf, NULL, t->err, sizeof t->err), out);
+    return avenc_message(t->schema, m, out, NULL, t->err, sizeof t->err) ? -1 : 0;
 }
 
 int avro_table_encode_log_user_user(avro_table *t, const avenc_log_user_user *r, rt_buf *out)
 {
-    avenc_buf_clear(&t->buf);
-    return take(t, avenc_log_user_user_datum(r, &t->buf, t->err, sizeof t->err), out);
+    return avenc_log_user_user_datum(r, out, t->err, sizeof t->err) ? -1 : 0;
 }
 
 int avro_table_encode_delivery_log_ids(avro_table *t, const avenc_delivery_log_ids *r, rt_buf *out)
 {
-    avenc_buf_clear(&t->buf);
-    return take(t, avenc_delivery_log_ids_datum(r, &t->buf, t->err, sizeof t->err), out);
+    return avenc_delivery_log_ids_datum(r, out, t->err, sizeof t->err) ? -1 : 0;
 }
 
 int avro_table_encode_request_insertion_ids(avro_table *t, const avenc_request_insertion_ids *r,
                                             rt_buf *out)
 {
-    avenc_buf_clear(&t->buf);
-    return take(t, avenc_request_insertion_ids_datum(r, &t->buf, t->err, sizeof t->err), out);
+    return avenc_request_insertion_ids_datum(r, out, t->err, sizeof t->err) ? -1 : 0;
 }
 
 int avro_table_encode_response_insertion_ids(avro_table *t, const avenc_response_insertion_ids *r,
                                              rt_buf *out)
 {
-    avenc_buf_clear(&t->buf);
-    return take(t, avenc_response_insertion_ids_datum(r, &t->buf, t->err, sizeof t->err), out);
+    return avenc_response_insertion_ids_datum(r, out, t->err, sizeof t->err) ? -1 : 0;
 }
 
 int avro_table_encode_invalid(avro_table *t, const avenc_invalid_record *r, rt_buf *out)
 {
-    avenc_buf_clear(&t->buf);
-    return take(t, avenc_invalid_record_datum(r, &t->buf, t->err, sizeof t->err), out);
+    return avenc_invalid_record_datum(r, out, t->err, sizeof t->err) ? -1 : 0;
 }
 
 void avro_table_free(avro_table *t)
 {
     if (!t) return;
     avsc_schema_free(t->schema);
-    avenc_buf_free(&t->buf);
     free(t);
 }

@@ -94,7 +94,7 @@ int rt_kv_upsert(rt_kv *kv, const void *key, size_t klen, size_t vlen, void **va
 
 int rt_kv_put(rt_kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    void *p;
+    void *p = NULL;
     if (rt_kv_upsert(kv, key, klen, vlen, &p, NULL) < 0) return -1;
     if (vlen) memcpy(p, val, vlen);
     return 0;
