@@ -244,7 +244,8 @@ int table_sink_commit(table_sink *s, char *err, size_t errlen)
         free(p->tmp);
         free(p->final);
     }
-    memmove(s->pending, s->pending + done, (s->npending - done) * sizeof *s->pending);
+    if (done && done < s->npending)
+        memmove(s->pending, s->pending + done, (s->npending - done) * sizeof *s->pending);
     s->npending -= done;
     if (rc) return rc;
     s->commit++;

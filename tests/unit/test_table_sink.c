@@ -183,6 +183,22 @@ static void test_free_without_commit_leaves_nothing_visible(void **s)
     assert_int_equal(vis + hid, 0);
 }
 
+static void test_commit_of_an_empty_table_publishes_nothing(void **s)
+{
+    char dir[512], err[256];
+    snprintf(dir, sizeof dir, "%s/empty", root);
+    table_sink_config c = config(dir, 0);
+    table_sink *sink;
+    assert_int_equal(table_sink_new(&c, &sink, err, sizeof err), 0);
+    assert_int_equal(table_sink_commit(sink, err, sizeof err), 0);
+    assert_int_equal(table_sink_commit(sink, err, sizeof err), 0);
+    int vis = 0, hid = 0;
+    count_parts(dir, &vis, &hid);
+    assert_int_equal(vis + hid, 0);
+    assert_int_equal(table_sink_get_stats(sink).commits, 2);
+    table_sink_free(sink);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_rolling_past_max_open_keeps_every_record),
         cmocka_unit_test(test_published_part_is_never_overwritten),
         cmocka_unit_test(test_free_without_commit_leaves_nothing_visible),
+        cmocka_unit_test(test_commit_of_an_empty_table_publishes_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
