@@ -11,15 +11,26 @@ rm -rf "$out"
 mkdir -p "$out/input"
 input="$out/input/tracking.event.log-request.rec"
 
-echo "== generate logs: local profile =="
-"$bin" generate logs --profile=local --output "$input"
+echo "== generate logs --profile=local =="
+gen_log=$("$bin" generate logs --profile=local --output "$input" 2>&1 | grep ' done ')
+# the generator's counts, one per line
+echo "$gen_log" | tr ' ' '\n' | grep -E '^(logRequests|users|views|autoViews|deliveryLogs|responseInsertions|impressions|navigates|addToCarts|checkouts|purchases)=' \
+  | sed 's/=/: /; s/^/  /'
+echo "  -> $input ($(stat -c %s "$input") bytes)"
 
 echo
-echo "== raw-output =="
-"$bin" run raw-output --source "$input" -o "$out" --logLevel=warn
+echo "== run raw-output =="
+summary=$("$bin" run raw-output --source "$input" -o "$out" --logLevel=warn)
+echo "$summary"
 
+gen_imp=$(echo "$gen_log" | tr ' ' '\n' | sed -n 's/^impressions=//p')
+raw_imp=$(echo "$summary" | awk '$4 ~ /\/raw\/impression$/ {print $1}')
 echo
-echo "Inspect any table with: $bin inspect PATH   (e.g. one of the part files above)"
+if [ "$gen_imp" = "$raw_imp" ]; then
+  echo "impressions: generated $gen_imp, archived $raw_imp in raw/impression"
+else
+  echo "MISMATCH: generated $gen_imp impressions, raw/impression holds $raw_imp" >&2
+  exit 1
+fi
 first=$(find "$out/raw/impression" -name 'part-*.avro' | sort | head -1)
-[ -n "$first" ] && echo "  $bin inspect $first | head -1"
-exit 0
+echo "Look at a table: $bin inspect $first | head -1"
