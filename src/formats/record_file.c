@@ -144,6 +144,34 @@ int recfile_writer_open(const char *path, recfile_writer **out, char *err, size_
     return 0;
 }
 
+size_t recfile_frame_encode(uint8_t *f, int64_t ts_ms, const void *key, uint32_t key_len,
+                           const void *value, uint32_t value_len)
+{
+    uint8_t *p = f + RECFILE_HEADER_BYTES;
+    header_fill(f, ts_ms, key_len, value_len);
+    if (key_len) memcpy(p, key, key_len);
+    if (value_len) memcpy(p + key_len, value, value_len);
+    /* Chained from header_crc: one pass over bytes 20.. gives the CRC of the whole frame. */
+    uint32_t hc = get_le32(f + OFF_HEADER_CRC);
+    uint32_t fc = crc32c_update(hc, f + OFF_HEADER_CRC, 4 + (size_t)key_len + value_len);
+    put_le32(p + key_len + value_len, fc);
+    return RECFILE_FRAME_OVERHEAD + (size_t)key_len + value_len;
+}
+
+int recfile_write_frames(recfile_writer *w, const void *frames, size_t len)
+{
+    if (w->failed) return -1;
+    if (len > WRITE_BUFFER_BYTES - w->len && writer_drain(w) < 0) return -1;
+    if (len <= WRITE_BUFFER_BYTES) {
+        memcpy(w->buf + w->len, frames, len);
+        w->len += len;
+    } else if (write_all(w, frames, len) < 0) {
+        return -1;
+    }
+    w->offset += len;
+    return 0;
+}
+
 int recfile_write(recfile_writer *w, int64_t ts_ms, const void *key, size_t key_len,
                   const void *value, size_t value_len)
 {
@@ -159,16 +187,8 @@ int recfile_write(recfile_writer *w, int64_t ts_ms, const void *key, size_t key_
     if (frame > WRITE_BUFFER_BYTES - w->len && writer_drain(w) < 0) return -1;
 
     if (frame <= WRITE_BUFFER_BYTES) {
-        uint8_t *f = w->buf + w->len;
-        uint8_t *p = f + RECFILE_HEADER_BYTES;
-        header_fill(f, ts_ms, (uint32_t)key_len, (uint32_t)value_len);
-        if (key_len) memcpy(p, key, key_len);
-        if (value_len) memcpy(p + key_len, value, value_len);
-        /* Chained from header_crc: one pass over bytes 20.. gives the CRC of the whole frame. */
-        uint32_t hc = get_le32(f + OFF_HEADER_CRC);
-        uint32_t fc = crc32c_update(hc, f + OFF_HEADER_CRC, 4 + key_len + value_len);
-        put_le32(p + key_len + value_len, fc);
-        w->len += frame;
+        w->len += recfile_frame_encode(w->buf + w->len, ts_ms, key, (uint32_t)key_len, value,
+                                       (uint32_t)value_len);
     } else {
         /* Larger than the buffer: straight through, in four writes, without a copy. */
         uint8_t h[RECFILE_HEADER_BYTES], t[4];
