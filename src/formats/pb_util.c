@@ -468,6 +468,7 @@ typedef struct {
     size_t len;
     char *err;
     size_t errlen;
+    int track; /* build the field path (the second walk, after a failure) */
 } utf8_ctx;
 
 /* appends to the path, truncating silently (the path is only for messages) */
@@ -495,7 +496,7 @@ static int utf8_walk(utf8_ctx *c, const ProtobufCMessage *m, int depth)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     if (depth > PB_MAX_DEPTH) {
-        if (c->err && c->errlen)
+        if (c->track && c->err && c->errlen)
             snprintf(c->err, c->errlen, "message nesting deeper than %d at %s", PB_MAX_DEPTH,
                      c->path);
         return -1;
@@ -507,13 +508,17 @@ static int utf8_walk(utf8_ctx *c, const ProtobufCMessage *m, int depth)
         size_t n = pb_field_count(m, f);
         int rep = f->label == PROTOBUF_C_LABEL_REPEATED;
         for (size_t i = 0; i < n; i++) {
-            size_t mark = path_push(c, c->len ? ".%s" : "%s", f->name);
-            if (rep) path_push(c, "[%zu]", i);
+            /* the path is only built on the second walk, after a failure, to name the field */
+            size_t mark = c->len;
+            if (c->track) {
+                path_push(c, c->len ? ".%s" : "%s", f->name);
+                if (rep) path_push(c, "[%zu]", i);
+            }
             const void *v = pb_field_value(m, f, i);
             if (f->type == PROTOBUF_C_TYPE_STRING) {
                 const char *s = *(const char *const *)v;
                 if (s && !pb_utf8_valid(s, strlen(s))) {
-                    if (c->err && c->errlen)
+                    if (c->track && c->err && c->errlen)
                         snprintf(c->err, c->errlen, "invalid UTF-8 in string field %s", c->path);
                     return -1;
                 }
@@ -521,7 +526,7 @@ static int utf8_walk(utf8_ctx *c, const ProtobufCMessage *m, int depth)
                 const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)v;
                 if (sub && utf8_walk(c, sub, depth + 1) < 0) return -1;
             }
-            path_pop(c, mark);
+            if (c->track) path_pop(c, mark);
         }
     }
     return 0;
@@ -534,8 +539,13 @@ int pb_check_utf8(const ProtobufCMessage *m, char *err, size_t errlen)
     c.len = 0;
     c.err = err;
     c.errlen = errlen;
+    c.track = 0;
     if (err && errlen) err[0] = '\0';
-    return utf8_walk(&c, m, 1);
+    if (utf8_walk(&c, m, 1) == 0) return 0;
+    /* rare: walk again, building the path, to name the first bad field */
+    c.track = 1;
+    utf8_walk(&c, m, 1);
+    return -1;
 }
 
 /* ---- checked decode ------------------------------------------------------ */
