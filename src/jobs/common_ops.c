@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "formats/pb_util.h"
 #include "runtime/log.h"
 #include "runtime/state.h"
@@ -138,12 +140,18 @@ static int keep_first_process(rt_op *op, int input, const rt_record *rec)
     keep_first_op *k = rt_op_self(op);
     int n = k->cfg.key_fn(rec, k->key, sizeof k->key);
     if (n < 0) return rt_emit(op, 0, rec);
-    if (rt_kv_get(k->seen, k->key, (size_t)n, NULL)) {
+    /* State and timers hold the key's 128-bit hash, not the key: 16 bytes whatever the ids'
+     * length, and two distinct keys collide with probability ~2^-128 per pair. */
+    XXH128_hash_t h = XXH3_128bits(k->key, (size_t)n);
+    uint8_t hk[16];
+    memcpy(hk, &h.low64, 8);
+    memcpy(hk + 8, &h.high64, 8);
+    if (rt_kv_get(k->seen, hk, sizeof hk, NULL)) {
         rt_counter_add(k->dropped, 1);
         return 0;
     }
-    if (rt_kv_put(k->seen, k->key, (size_t)n, NULL, 0)) return -1;
-    if (rt_timer_register(op, rec->ts + k->cfg.retention_ms, k->key, (size_t)n)) return -1;
+    if (rt_kv_put(k->seen, hk, sizeof hk, NULL, 0)) return -1;
+    if (rt_timer_register(op, rec->ts + k->cfg.retention_ms, hk, sizeof hk)) return -1;
     return rt_emit(op, 0, rec);
 }
 

@@ -51,7 +51,8 @@ int decode_op_add(rt_graph *g, const char *uid, const decode_op_config *cfg, rt_
 
 /* ---- keep-first: KeepFirstRow (spec/other-jobs.md §1.6) ----
  * The first record of a key passes to port 0; later ones with the same key are dropped (and
- * counted) until a timer at ts(first) + retention clears the key. Key bytes come from key_fn
+ * counted) until a timer at ts(first) + retention clears the key. State holds a 128-bit hash
+ * of each key (16 bytes per key, whatever the ids' length). Key bytes come from key_fn
  * (returns the key length written to buf, at most cap, or -1 to pass the record unkeyed). */
 typedef struct keep_first_config {
     int64_t retention_ms;
