@@ -1,0 +1,722 @@
+#include "jobs/join/tiny.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/pb_util.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "jobs/common_ops.h"
+#include "jobs/join/combine_delivery_log.h"
+#include "jobs/join/join_records.h"
+
+/* ============================== Java semantics ============================== */
+
+/* Decodes one code point of UTF-8 at s (n > 0 bytes left) into *cp; returns the bytes used.
+ * A malformed sequence uses one byte and gives U+FFFD. */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned c = s[0];
+    size_t len;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2, v = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3, v = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        *cp = 0xfffd;
+        return 1;
+    }
+    if (len > n) {
+        *cp = 0xfffd;
+        return 1;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            *cp = 0xfffd;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
+        *cp = 0xfffd;
+        return 1;
+    }
+    *cp = v;
+    return len;
+}
+
+int32_t tiny_java_hash(const char *s, size_t len)
+{
+    /* unsigned arithmetic wraps like Java's int */
+    uint32_t h = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (len) {
+        uint32_t cp;
+        size_t k = utf8_next(p, len, &cp);
+        p += k, len -= k;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            h = 31 * h + (0xd800 + (cp >> 10));
+            h = 31 * h + (0xdc00 + (cp & 0x3ff));
+        } else {
+            h = 31 * h + cp;
+        }
+    }
+    return (int32_t)h;
+}
+
+/* A decimal candidate: digits d[0..n) with d[0] != '0' and value d[0].d[1..] x 10^e. */
+typedef struct dec {
+    char d[24];
+    int n, e;
+} dec;
+
+static int dec_rounds_to(const dec *c, double x)
+{
+    char s[48];
+    snprintf(s, sizeof s, "0.%.*se%d", c->n, c->d, c->e + 1);
+    return strtod(s, NULL) == x;
+}
+
+/* The decimal with at most p significant digits closest to x among those that round to x, or
+ * 0 if none does. glibc's printf rounds exactly (ties to even), so the p-digit rounding D of x
+ * is the nearest p-digit decimal; the nearest one on the other side of x is D+1 or D-1 (at a
+ * finer step when D is a power of ten, since the grid below 10^e is ten times denser). When D
+ * does not round to x at most one of its neighbours can (the doubles rounding to x form an
+ * interval around x, and D lies between x and either neighbour... or between the neighbours). */
+static int pick(double x, int p, dec *out)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%.*e", p - 1, x);
+    dec D = {.n = 0};
+    const char *q = s;
+    for (; *q && *q != 'e'; q++)
+        if (*q >= '0' && *q <= '9') D.d[D.n++] = *q;
+    D.e = atoi(q + 1);
+    if (dec_rounds_to(&D, x)) {
+        *out = D;
+        return 1;
+    }
+    dec up = D;
+    int i = up.n - 1;
+    while (i >= 0 && up.d[i] == '9')
+        up.d[i--] = '0';
+    if (i >= 0) {
+        up.d[i]++;
+    } else { /* 99..9 + 1 = 10^n: one decade up */
+        up.d[0] = '1';
+        up.e++;
+    }
+    if (dec_rounds_to(&up, x)) {
+        *out = up;
+        return 1;
+    }
+    dec lo = D;
+    int pow10 = lo.d[0] == '1';
+    for (int k = 1; k < lo.n && pow10; k++)
+        pow10 = lo.d[k] == '0';
+    if (pow10) {
+        memset(lo.d, '9', (size_t)lo.n);
+        lo.e--;
+    } else {
+        i = lo.n - 1;
+        while (lo.d[i] == '0')
+            lo.d[i--] = '9';
+        lo.d[i]--;
+    }
+    if (dec_rounds_to(&lo, x)) {
+        *out = lo;
+        return 1;
+    }
+    return 0;
+}
+
+size_t tiny_java_double(double v, char *buf)
+{
+    if (isnan(v)) return (size_t)sprintf(buf, "NaN");
+    if (isinf(v)) return (size_t)sprintf(buf, v > 0 ? "Infinity" : "-Infinity");
+    if (v == 0) return (size_t)sprintf(buf, signbit(v) ? "-0.0" : "0.0");
+    double x = fabs(v);
+    /* "some decimal of at most p digits rounds to x" only turns from false to true as p grows
+     * (and 17 digits always do), so the shortest length m is found by bisection */
+    dec c = {.n = 0};
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (pick(x, mid, &c))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    int m = lo;
+    pick(x, m, &c);
+    /* Java: when one digit suffices, the closest decimal of one or two digits wins
+     * (4.9E-324, not 5.0E-324) */
+    if (m == 1) pick(x, 2, &c);
+    while (c.n > 1 && c.d[c.n - 1] == '0')
+        c.n--;
+
+    char *o = buf;
+    if (v < 0) *o++ = '-';
+    if (c.e >= -3 && c.e < 7) {
+        if (c.e >= 0) {
+            for (int k = 0; k <= c.e; k++)
+                *o++ = k < c.n ? c.d[k] : '0';
+            *o++ = '.';
+            if (c.n > c.e + 1) {
+                for (int k = c.e + 1; k < c.n; k++)
+                    *o++ = c.d[k];
+            } else {
+                *o++ = '0';
+            }
+        } else {
+            *o++ = '0';
+            *o++ = '.';
+            for (int k = 0; k < -c.e - 1; k++)
+                *o++ = '0';
+            for (int k = 0; k < c.n; k++)
+                *o++ = c.d[k];
+        }
+        *o = 0;
+    } else {
+        *o++ = c.d[0];
+        *o++ = '.';
+        if (c.n > 1) {
+            for (int k = 1; k < c.n; k++)
+                *o++ = c.d[k];
+        } else {
+            *o++ = '0';
+        }
+        o += sprintf(o, "E%d", c.e);
+    }
+    return (size_t)(o - buf);
+}
+
+/* ============================== keys ============================== */
+
+int tiny_keys_init(tiny_keys *k, const char *const *names, size_t n, char *err, size_t errlen)
+{
+    memset(k, 0, sizeof *k);
+    if (n > TINY_MAX_KEYS) {
+        snprintf(err, errlen, "flag --contentIdFieldKeys: %zu keys given, at most %d allowed", n,
+                 TINY_MAX_KEYS);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = names[i] ? names[i] : "";
+        k->name[i] = s;
+        k->hash[i] = tiny_java_hash(s, strlen(s));
+    }
+    k->n = n;
+    return 0;
+}
+
+/* ============================== helpers ============================== */
+
+static char *nz(const char *s)
+{
+    return s && *s ? (char *)s : NULL;
+}
+
+static void *aalloc(ProtobufCAllocator *a, size_t size)
+{
+    void *p = a->alloc(a->allocator_data, size ? size : 1);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+static char *astrdup(ProtobufCAllocator *a, const char *s, size_t n)
+{
+    char *p = a->alloc(a->allocator_data, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static void set_u64(protobuf_c_boolean *has, uint64_t *field, uint64_t v)
+{
+    *field = v;
+    *has = v != 0;
+}
+
+static uint64_t lt_of(const Common__Timing *t)
+{
+    return t ? t->log_timestamp : 0;
+}
+
+static const char *luid_of(const Common__UserInfo *ui)
+{
+    return ui ? ui->log_user_id : NULL;
+}
+
+/* An ordered (key -> value) list with replace-in-place: the iteration order of the Java map the
+ * reference fills (insertion order; a put on a present key keeps its position). */
+typedef struct kvlist {
+    int32_t key[TINY_MAX_KEYS];
+    char *value[TINY_MAX_KEYS];
+    size_t n;
+} kvlist;
+
+static void kv_put(kvlist *l, int32_t key, char *value)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->key[i] == key) {
+            l->value[i] = value;
+            return;
+        }
+    if (l->n < TINY_MAX_KEYS) {
+        l->key[l->n] = key;
+        l->value[l->n++] = value;
+    }
+}
+
+/* Finds the last entry named name at the top level of s (a protobuf map keeps the last
+ * duplicate). Returns 1 with *v (NULL for an entry without a value: Java reads the default Value,
+ * kind not set), or 0 when absent. */
+static int struct_get(const Google__Protobuf__Struct *s, const char *name,
+                      const Google__Protobuf__Value **v)
+{
+    int found = 0;
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const Google__Protobuf__Struct__FieldsEntry *e = s->fields[i];
+        if (e && !strcmp(e->key ? e->key : "", name)) {
+            *v = e->value;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+/* Adds props' values for keys to l. Returns 0 or -1 (alloc). */
+static int collect(const Common__Properties *props, const tiny_keys *keys, ProtobufCAllocator *a,
+                   kvlist *l)
+{
+    if (!keys || !keys->n || !props ||
+        props->struct_field_case != COMMON__PROPERTIES__STRUCT_FIELD_STRUCT || !props->struct_)
+        return 0;
+    for (size_t k = 0; k < keys->n; k++) {
+        const Google__Protobuf__Value *v = NULL;
+        if (!struct_get(props->struct_, keys->name[k], &v)) continue;
+        char *s = "";
+        if (v) switch (v->kind_case) {
+            case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
+                s = v->string_value ? v->string_value : "";
+                break;
+            case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: {
+                char num[TINY_DOUBLE_CHARS];
+                size_t n = tiny_java_double(v->number_value, num);
+                if (!(s = astrdup(a, num, n))) return -1;
+                break;
+            }
+            case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
+                s = v->bool_value ? "true" : "false";
+                break;
+            default:
+                break;
+            }
+        kv_put(l, keys->hash[k], s);
+    }
+    return 0;
+}
+
+/* The two map-entry types have the same layout but their own descriptors. */
+static int to_event_entries(const kvlist *l, ProtobufCAllocator *a,
+                            Event__TinyEvent__OtherContentIdsEntry ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!l->n) return 0;
+    Event__TinyEvent__OtherContentIdsEntry **arr = aalloc(a, l->n * sizeof *arr);
+    Event__TinyEvent__OtherContentIdsEntry *e = aalloc(a, l->n * sizeof *e);
+    if (!arr || !e) return -1;
+    for (size_t i = 0; i < l->n; i++) {
+        Event__TinyEvent__OtherContentIdsEntry init =
+            EVENT__TINY_EVENT__OTHER_CONTENT_IDS_ENTRY__INIT;
+        e[i] = init;
+        /* proto3 map entries: a zero key or "" value is still written by Java's map codec, and
+         * protobuf-c writes has_key/value when set, so set them always */
+        e[i].has_key = 1;
+        e[i].key = l->key[i];
+        e[i].value = l->value[i];
+        arr[i] = &e[i];
+    }
+    *out = arr;
+    *n = l->n;
+    return 0;
+}
+
+static int to_insertion_entries(const kvlist *l, ProtobufCAllocator *a,
+                                Event__TinyInsertion__OtherContentIdsEntry ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!l->n) return 0;
+    Event__TinyInsertion__OtherContentIdsEntry **arr = aalloc(a, l->n * sizeof *arr);
+    Event__TinyInsertion__OtherContentIdsEntry *e = aalloc(a, l->n * sizeof *e);
+    if (!arr || !e) return -1;
+    for (size_t i = 0; i < l->n; i++) {
+        Event__TinyInsertion__OtherContentIdsEntry init =
+            EVENT__TINY_INSERTION__OTHER_CONTENT_IDS_ENTRY__INIT;
+        e[i] = init;
+        e[i].has_key = 1;
+        e[i].key = l->key[i];
+        e[i].value = l->value[i];
+        arr[i] = &e[i];
+    }
+    *out = arr;
+    *n = l->n;
+    return 0;
+}
+
+int tiny_other_content_ids(const Common__Properties *props, const tiny_keys *keys,
+                           ProtobufCAllocator *a, Event__TinyEvent__OtherContentIdsEntry ***out,
+                           size_t *n)
+{
+    kvlist l;
+    l.n = 0;
+    if (collect(props, keys, a, &l)) return -1;
+    return to_event_entries(&l, a, out, n);
+}
+
+/* A small open-addressing set of strings from the allocator, for first-seen dedupe. */
+typedef struct strset {
+    const char **slot;
+    size_t cap;
+} strset;
+
+static int strset_init(strset *s, size_t n, ProtobufCAllocator *a)
+{
+    s->cap = 8;
+    while (s->cap < 2 * n)
+        s->cap *= 2;
+    s->slot = aalloc(a, s->cap * sizeof *s->slot);
+    return s->slot ? 0 : -1;
+}
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Index of s in the set, or of the free slot where it goes (*found says which). */
+static size_t strset_find(const strset *set, const char *s, int *found)
+{
+    size_t i = (size_t)str_hash(s) & (set->cap - 1);
+    while (set->slot[i]) {
+        if (!strcmp(set->slot[i], s)) {
+            *found = 1;
+            return i;
+        }
+        i = (i + 1) & (set->cap - 1);
+    }
+    *found = 0;
+    return i;
+}
+
+/* ============================== conversions ============================== */
+
+void tiny_of_view(const Event__View *v, Event__TinyEvent *out)
+{
+    Event__TinyEvent init = EVENT__TINY_EVENT__INIT;
+    *out = init;
+    set_u64(&out->has_platform_id, &out->platform_id, v->platform_id);
+    out->log_user_id = nz(luid_of(v->user_info));
+    set_u64(&out->has_log_timestamp, &out->log_timestamp, lt_of(v->timing));
+    out->view_id = nz(v->view_id);
+}
+
+void tiny_of_delivery_log(const Delivery__DeliveryLog *dl, Event__TinyEvent *out)
+{
+    Event__TinyEvent init = EVENT__TINY_EVENT__INIT;
+    *out = init;
+    set_u64(&out->has_platform_id, &out->platform_id, dl->platform_id);
+    const Delivery__Request *rq = dl->request;
+    if (!rq) return;
+    out->log_user_id = nz(luid_of(rq->user_info));
+    set_u64(&out->has_log_timestamp, &out->log_timestamp, lt_of(rq->timing));
+    out->view_id = nz(rq->view_id);
+    out->request_id = nz(rq->request_id);
+}
+
+int tiny_of_impression(const Event__Impression *im, const tiny_keys *keys, ProtobufCAllocator *a,
+                       Event__TinyEvent *out)
+{
+    Event__TinyEvent init = EVENT__TINY_EVENT__INIT;
+    *out = init;
+    set_u64(&out->has_platform_id, &out->platform_id, im->platform_id);
+    out->log_user_id = nz(luid_of(im->user_info));
+    set_u64(&out->has_log_timestamp, &out->log_timestamp, lt_of(im->timing));
+    out->view_id = nz(im->view_id);
+    out->request_id = nz(im->request_id);
+    out->insertion_id = nz(im->insertion_id);
+    out->content_id = nz(im->content_id);
+    out->impression_id = nz(im->impression_id);
+    return tiny_other_content_ids(im->properties, keys, a, &out->other_content_ids,
+                                  &out->n_other_content_ids);
+}
+
+int tiny_of_action(const Event__Action *ac, const tiny_keys *keys, ProtobufCAllocator *a,
+                   Event__TinyEvent ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    Event__TinyEvent base = EVENT__TINY_EVENT__INIT;
+    set_u64(&base.has_platform_id, &base.platform_id, ac->platform_id);
+    base.log_user_id = nz(luid_of(ac->user_info));
+    set_u64(&base.has_log_timestamp, &base.log_timestamp, lt_of(ac->timing));
+    base.view_id = nz(ac->view_id);
+    base.request_id = nz(ac->request_id);
+    base.insertion_id = nz(ac->insertion_id);
+    base.content_id = nz(ac->content_id);
+    base.impression_id = nz(ac->impression_id);
+    base.action_id = nz(ac->action_id);
+    if (tiny_other_content_ids(ac->properties, keys, a, &base.other_content_ids,
+                               &base.n_other_content_ids))
+        return -1;
+
+    size_t ncart = ac->cart ? ac->cart->n_contents : 0;
+    int split = ac->has_action_type &&
+                (ac->action_type == EVENT__ACTION_TYPE__CHECKOUT ||
+                 ac->action_type == EVENT__ACTION_TYPE__PURCHASE) &&
+                ncart > 0;
+    if (!split) {
+        Event__TinyEvent **arr = aalloc(a, sizeof *arr);
+        Event__TinyEvent *te = aalloc(a, sizeof *te);
+        if (!arr || !te) return -1;
+        *te = base;
+        arr[0] = te;
+        *out = arr;
+        *n = 1;
+        return 0;
+    }
+    /* first-seen order over action.content_id then the cart, each id once */
+    strset seen;
+    Event__TinyEvent **arr = aalloc(a, (ncart + 1) * sizeof *arr);
+    Event__TinyEvent *te = aalloc(a, (ncart + 1) * sizeof *te);
+    if (!arr || !te || strset_init(&seen, ncart + 1, a)) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i <= ncart; i++) {
+        const char *id = i == 0                      ? ac->content_id
+                         : ac->cart->contents[i - 1] ? ac->cart->contents[i - 1]->content_id
+                                                     : NULL;
+        if (!id || !*id) continue;
+        int found;
+        size_t slot = strset_find(&seen, id, &found);
+        if (found) continue;
+        seen.slot[slot] = id;
+        te[k] = base;
+        te[k].content_id = (char *)id;
+        te[k].impression_id = NULL;
+        te[k].insertion_id = NULL;
+        te[k].request_id = NULL;
+        te[k].view_id = NULL;
+        arr[k] = &te[k];
+        k++;
+    }
+    *out = arr;
+    *n = k;
+    return 0;
+}
+
+int tiny_of_combined(const Event__CombinedDeliveryLog *c, const tiny_keys *keys,
+                     ProtobufCAllocator *a, Event__TinyDeliveryLog *out)
+{
+    Event__TinyDeliveryLog init = EVENT__TINY_DELIVERY_LOG__INIT;
+    *out = init;
+    set_u64(&out->has_platform_id, &out->platform_id, combine_platform_id(c));
+    const Delivery__DeliveryLog *dl = combine_chosen(c);
+    if (!dl) return 0;
+    const Delivery__Request *rq = dl->request;
+    if (rq) {
+        out->log_user_id = nz(luid_of(rq->user_info));
+        set_u64(&out->has_log_timestamp, &out->log_timestamp, lt_of(rq->timing));
+        out->view_id = nz(rq->view_id);
+        out->request_id = nz(rq->request_id);
+    }
+    size_t n = dl->response ? dl->response->n_insertion : 0;
+    if (!n) return 0;
+    Event__TinyInsertion **arr = aalloc(a, n * sizeof *arr);
+    Event__TinyInsertion *ti = aalloc(a, n * sizeof *ti);
+    if (!arr || !ti) return -1;
+
+    int with_ids = keys && keys->n;
+    kvlist base;
+    base.n = 0;
+    strset first; /* content_id -> index of the first request insertion with it */
+    size_t *first_idx = NULL;
+    size_t nreq = rq ? rq->n_insertion : 0;
+    if (with_ids) {
+        if (collect(rq ? rq->properties : NULL, keys, a, &base)) return -1;
+        if (nreq) {
+            if (strset_init(&first, nreq, a) ||
+                !(first_idx = aalloc(a, first.cap * sizeof(size_t))))
+                return -1;
+            for (size_t i = 0; i < nreq; i++) {
+                const Delivery__Insertion *ri = rq->insertion[i];
+                if (!ri) continue;
+                const char *cid = ri->content_id ? ri->content_id : "";
+                int found;
+                size_t slot = strset_find(&first, cid, &found);
+                if (found) continue;
+                first.slot[slot] = cid;
+                first_idx[slot] = i;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Delivery__Insertion *ins = dl->response->insertion[i];
+        Event__TinyInsertion tinit = EVENT__TINY_INSERTION__INIT;
+        ti[i] = tinit;
+        arr[i] = &ti[i];
+        if (!ins) continue;
+        ti[i].insertion_id = nz(ins->insertion_id);
+        ti[i].content_id = nz(ins->content_id);
+        if (!with_ids) continue;
+        kvlist l = base;
+        if (nreq) {
+            int found;
+            size_t slot = strset_find(&first, ins->content_id ? ins->content_id : "", &found);
+            if (found && collect(rq->insertion[first_idx[slot]]->properties, keys, a, &l))
+                return -1;
+        }
+        if (to_insertion_entries(&l, a, &ti[i].other_content_ids, &ti[i].n_other_content_ids))
+            return -1;
+    }
+    out->response_insertion = arr;
+    out->n_response_insertion = n;
+    return 0;
+}
+
+/* ============================== operator ============================== */
+
+#define ARENA_CHUNK (64 << 10)
+#define ARENA_CAP ((size_t)256 << 20)
+
+typedef struct tiny_op {
+    tiny_input input;
+    char **names; /* owned copies of the keys */
+    tiny_keys keys;
+    pb_arena *arena;
+} tiny_op;
+
+static int in_type(tiny_input in)
+{
+    switch (in) {
+    case TINY_VIEW:
+        return REC_VIEW;
+    case TINY_COMBINED_DELIVERY_LOG:
+        return REC_COMBINED_DELIVERY_LOG;
+    case TINY_IMPRESSION:
+        return REC_IMPRESSION;
+    case TINY_ACTION:
+        return REC_ACTION;
+    }
+    return -1;
+}
+
+static int emit(rt_op *op, const rt_record *rec, int type, void *data, uint64_t platform_id,
+                const char *luid, ProtobufCAllocator *a)
+{
+    size_t n = luid ? strlen(luid) : 0;
+    uint8_t *key = a->alloc(a->allocator_data, 8 + n);
+    if (!key) return rt_op_fail(op, "out of memory building a key");
+    job_key_platform_id(platform_id, luid, key, 8 + n);
+    rt_record r = {.ts = rec->ts, .type = type, .data = data, .key = key, .key_len = 8 + n};
+    return rt_emit(op, 0, &r);
+}
+
+static int tiny_convert(rt_op *op, tiny_op *t, const rt_record *rec, ProtobufCAllocator *a)
+{
+    if (rec->type != in_type(t->input))
+        return rt_op_fail(op, "record type %d is not the stream's type %d", rec->type,
+                          in_type(t->input));
+    switch (t->input) {
+    case TINY_VIEW: {
+        Event__TinyEvent te;
+        tiny_of_view(rec->data, &te);
+        return emit(op, rec, REC_TINY_EVENT, &te, te.platform_id, te.log_user_id, a);
+    }
+    case TINY_IMPRESSION: {
+        Event__TinyEvent te;
+        if (tiny_of_impression(rec->data, &t->keys, a, &te)) break;
+        return emit(op, rec, REC_TINY_EVENT, &te, te.platform_id, te.log_user_id, a);
+    }
+    case TINY_ACTION: {
+        Event__TinyEvent **te;
+        size_t n;
+        if (tiny_of_action(rec->data, &t->keys, a, &te, &n)) break;
+        for (size_t i = 0; i < n; i++)
+            if (emit(op, rec, REC_TINY_EVENT, te[i], te[i]->platform_id, te[i]->log_user_id, a))
+                return -1;
+        return 0;
+    }
+    case TINY_COMBINED_DELIVERY_LOG: {
+        Event__TinyDeliveryLog td;
+        if (tiny_of_combined(rec->data, &t->keys, a, &td)) break;
+        return emit(op, rec, REC_TINY_DELIVERY_LOG, &td, td.platform_id, td.log_user_id, a);
+    }
+    }
+    return rt_op_fail(
+        op, "out of memory converting a record to its tiny form (arena cap %zu bytes)", ARENA_CAP);
+}
+
+static int tiny_process(rt_op *op, int input, const rt_record *rec)
+{
+    tiny_op *t = rt_op_self(op);
+    int rc = tiny_convert(op, t, rec, pb_arena_allocator(t->arena));
+    pb_arena_reset(t->arena, ARENA_CHUNK);
+    return rc;
+}
+
+static void tiny_free(tiny_op *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->keys.n; i++)
+        free(t->names[i]);
+    free(t->names);
+    pb_arena_free(t->arena);
+    free(t);
+}
+
+static void tiny_close(rt_op *op)
+{
+    tiny_free(rt_op_self(op));
+}
+
+static const rt_op_vtbl tiny_vtbl = {.process = tiny_process, .close = tiny_close};
+
+int tiny_op_add(rt_graph *g, const char *uid, const tiny_op_config *cfg, rt_op **out)
+{
+    if (cfg->n_content_id_keys > TINY_MAX_KEYS) return -1;
+    tiny_op *t = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->input = cfg->input;
+    size_t n = cfg->n_content_id_keys;
+    t->names = calloc(n ? n : 1, sizeof *t->names);
+    if (!t->names) goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = cfg->content_id_keys[i] ? cfg->content_id_keys[i] : "";
+        if (!(t->names[i] = strdup(s))) goto fail;
+        t->keys.n = i + 1; /* so tiny_free frees what was copied */
+    }
+    char err[128];
+    if (tiny_keys_init(&t->keys, (const char *const *)t->names, n, err, sizeof err)) goto fail;
+    if (!(t->arena = pb_arena_new(ARENA_CHUNK, ARENA_CAP))) goto fail;
+    if (rt_graph_add_op(g, uid, "tiny", &tiny_vtbl, t, 1, 1, out)) goto fail;
+    return 0;
+fail:
+    tiny_free(t);
+    return -1;
+}
