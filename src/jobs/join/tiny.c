@@ -554,7 +554,7 @@ int tiny_of_combined(const Event__CombinedDeliveryLog *c, const tiny_keys *keys,
     int with_ids = keys && keys->n;
     kvlist base;
     base.n = 0;
-    strset first; /* content_id -> index of the first request insertion with it */
+    strset first = {0}; /* content_id -> index of the first request insertion with it */
     size_t *first_idx = NULL;
     size_t nreq = rq ? rq->n_insertion : 0;
     if (with_ids) {
