@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# make bench: the performance harness. Needs the release build (make build); the driver is
+# standard-library Python run with Debian's interpreter. Options pass through to bench/run.py
+# (bench/run.py --help). Results: bench/results/, summarised in docs/PERFORMANCE.md.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+exec /usr/bin/python3 "$here/run.py" "$@"
