@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "formats/text.h"
+#include "jobs/common_ops.h"
+#include "jobs/map_op.h"
 
 static const char *kind_names[SPLIT_KINDS] = {
     "user", "cohort-membership", "auto-view", "view", "delivery-log", "impression", "action",
@@ -172,4 +174,43 @@ int split_push_down(Event__LogRequest *lr, ProtobufCAllocator *a)
         if (push_down_one(lr, batch_luid, &t, 0, a)) return -1;
     }
     return 0;
+}
+
+static const int kind_rec_type[SPLIT_KINDS] = {
+    REC_USER, REC_COHORT_MEMBERSHIP, REC_AUTO_VIEW, REC_VIEW, REC_DELIVERY_LOG, REC_IMPRESSION,
+    REC_ACTION, REC_DIAGNOSTICS,
+};
+
+static int emit_children(rt_op *op, const rt_record *rec, void **arr, size_t n, split_kind k)
+{
+    for (size_t i = 0; i < n; i++) {
+        rt_record r = {.ts = rec->ts, .type = kind_rec_type[k], .data = arr[i],
+                       .key = rec->key, .key_len = rec->key_len};
+        if (rt_emit(op, 1 + (int)k, &r)) return -1;
+    }
+    return 0;
+}
+
+static int split_fn(rt_op *op, const rt_record *rec, void *ctx)
+{
+    Event__LogRequest *lr = rec->data;
+    /* the LogRequest as received goes first, before push-down touches its children */
+    if (rt_emit(op, 0, rec)) return -1;
+    if (split_push_down(lr, map_op_allocator(op))) return rt_op_fail(op, "out of memory in push-down");
+    if (emit_children(op, rec, (void **)lr->user, lr->n_user, SPLIT_USER) ||
+        emit_children(op, rec, (void **)lr->cohort_membership, lr->n_cohort_membership,
+                      SPLIT_COHORT_MEMBERSHIP) ||
+        emit_children(op, rec, (void **)lr->auto_view, lr->n_auto_view, SPLIT_AUTO_VIEW) ||
+        emit_children(op, rec, (void **)lr->view, lr->n_view, SPLIT_VIEW) ||
+        emit_children(op, rec, (void **)lr->delivery_log, lr->n_delivery_log, SPLIT_DELIVERY_LOG) ||
+        emit_children(op, rec, (void **)lr->impression, lr->n_impression, SPLIT_IMPRESSION) ||
+        emit_children(op, rec, (void **)lr->action, lr->n_action, SPLIT_ACTION) ||
+        emit_children(op, rec, (void **)lr->diagnostics, lr->n_diagnostics, SPLIT_DIAGNOSTICS))
+        return -1;
+    return 0;
+}
+
+int split_op_add(rt_graph *g, const char *uid, rt_op **out)
+{
+    return map_op_add(g, uid, 1 + SPLIT_KINDS, split_fn, NULL, out);
 }

@@ -39,4 +39,13 @@ int split_push_down(Event__LogRequest *lr, ProtobufCAllocator *alloc);
  * alloc fails. */
 char *split_lower(const char *s, ProtobufCAllocator *alloc);
 
+/* Adds the split operator (a map op, 1 input, 1 + SPLIT_KINDS ports). Input: REC_LOG_REQUEST.
+ * Port 0: the LogRequest as received, emitted before push-down touches it. Port 1 + k: each
+ * child of kind k (split_kind) after push-down, in the spec's order (users, cohort memberships,
+ * auto views, views, delivery logs, impressions, actions, diagnostics), typed REC_USER ...
+ * REC_DIAGNOSTICS, with the LogRequest's ts and key. Unconnected ports cost nothing.
+ * Returns 0 or -1 (out of memory). */
+#include "runtime/graph.h"
+int split_op_add(rt_graph *g, const char *uid, rt_op **out);
+
 #endif

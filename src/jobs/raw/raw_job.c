@@ -128,39 +128,6 @@ static int key_log_user_user(const rt_record *rec, uint8_t *buf, size_t cap)
 
 /* ---- split, restructure, derive ---- */
 
-static const int kind_rec_type[SPLIT_KINDS] = {
-    REC_USER, REC_COHORT_MEMBERSHIP, REC_AUTO_VIEW, REC_VIEW, REC_DELIVERY_LOG, REC_IMPRESSION,
-    REC_ACTION, REC_DIAGNOSTICS,
-};
-
-static int emit_children(rt_op *op, const rt_record *rec, void **arr, size_t n, split_kind k)
-{
-    for (size_t i = 0; i < n; i++) {
-        rt_record r = {.ts = rec->ts, .type = kind_rec_type[k], .data = arr[i],
-                       .key = rec->key, .key_len = rec->key_len};
-        if (rt_emit(op, 1 + (int)k, &r)) return -1;
-    }
-    return 0;
-}
-
-static int split_fn(rt_op *op, const rt_record *rec, void *ctx)
-{
-    Event__LogRequest *lr = rec->data;
-    /* the LogRequest as received goes first, before push-down touches its children */
-    if (rt_emit(op, 0, rec)) return -1;
-    if (split_push_down(lr, map_op_allocator(op))) return rt_op_fail(op, "out of memory in push-down");
-    if (emit_children(op, rec, (void **)lr->user, lr->n_user, SPLIT_USER) ||
-        emit_children(op, rec, (void **)lr->cohort_membership, lr->n_cohort_membership, SPLIT_COHORT_MEMBERSHIP) ||
-        emit_children(op, rec, (void **)lr->auto_view, lr->n_auto_view, SPLIT_AUTO_VIEW) ||
-        emit_children(op, rec, (void **)lr->view, lr->n_view, SPLIT_VIEW) ||
-        emit_children(op, rec, (void **)lr->delivery_log, lr->n_delivery_log, SPLIT_DELIVERY_LOG) ||
-        emit_children(op, rec, (void **)lr->impression, lr->n_impression, SPLIT_IMPRESSION) ||
-        emit_children(op, rec, (void **)lr->action, lr->n_action, SPLIT_ACTION) ||
-        emit_children(op, rec, (void **)lr->diagnostics, lr->n_diagnostics, SPLIT_DIAGNOSTICS))
-        return -1;
-    return 0;
-}
-
 static int restructure_fn(rt_op *op, const rt_record *rec, void *ctx)
 {
     int rc = restructure_delivery_log(rec->data, map_op_allocator(op));
@@ -437,7 +404,10 @@ static int raw_build(rt_graph *g, const job_common_opts *c, const void *opts, co
     }
     *root = decode;
     if (add_sink(&b, decode, 1, "raw-side/invalid-record", NULL, "invalid_record")) return -1;
-    if (add_map(&b, decode, 0, "split-log-request", 1 + SPLIT_KINDS, split_fn, &split)) return -1;
+    if (split_op_add(g, "split-log-request", &split) || rt_graph_connect(g, decode, 0, split, 0)) {
+        snprintf(err, errlen, "adding split-log-request failed");
+        return -1;
+    }
 
     /* port 0: the LogRequest as received */
     if (add_sink(&b, split, 0, "raw/log-request", &event__log_request__descriptor, NULL) ||
