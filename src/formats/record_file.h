@@ -48,6 +48,12 @@ int recfile_write(recfile_writer *w, int64_t ts_ms, const void *key, size_t key_
 /* Hands the buffered frames to the OS (write(2), no fsync), so a reader of the path sees every
  * frame written so far. Returns 0, or -1 with err. */
 int recfile_writer_flush(recfile_writer *w, char *err, size_t errlen);
+/* Encodes one whole frame into dst, which must hold RECFILE_FRAME_OVERHEAD + key_len + value_len
+ * bytes; returns that size. For sinks that encode a record before choosing its file. */
+size_t recfile_frame_encode(uint8_t *dst, int64_t ts_ms, const void *key, uint32_t key_len,
+                           const void *value, uint32_t value_len);
+/* Appends frames made by recfile_frame_encode, as they are. Returns 0 or -1 (I/O error). */
+int recfile_write_frames(recfile_writer *w, const void *frames, size_t len);
 /* Bytes written so far, including buffered ones: the offset of the next frame. */
 uint64_t recfile_writer_offset(const recfile_writer *w);
 /* The first error that made the writer fail ("out.rec: write: No space left on device"), or

@@ -3,7 +3,9 @@
 #include "jobs/job.h"
 #include "jobs/raw/raw_job.h"
 
-const job_def *const job_defs[] = {&raw_job_def, NULL};
+extern const job_def flat_job_def;
+
+const job_def *const job_defs[] = {&raw_job_def, &flat_job_def, NULL};
 
 const job_def *job_find(const char *name)
 {
