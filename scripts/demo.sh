@@ -25,12 +25,19 @@ echo "$summary"
 
 gen_imp=$(echo "$gen_log" | tr ' ' '\n' | sed -n 's/^impressions=//p')
 raw_imp=$(echo "$summary" | awk '$4 ~ /\/raw\/impression$/ {print $1}')
-echo
-if [ "$gen_imp" = "$raw_imp" ]; then
-  echo "impressions: generated $gen_imp, archived $raw_imp in raw/impression"
-else
+if [ "$gen_imp" != "$raw_imp" ]; then
   echo "MISMATCH: generated $gen_imp impressions, raw/impression holds $raw_imp" >&2
   exit 1
 fi
-first=$(find "$out/raw/impression" -name 'part-*.avro' | sort | head -1)
+echo "  impressions: generated $gen_imp, archived $raw_imp in raw/impression"
+
+echo
+echo "== run flat-output (the local deployment's join arguments) =="
+"$bin" run flat-output --source "$input" -o "$out" --logLevel=warn \
+  --combineDeliveryLogWindow=PT5S --viewInsertionJoinMax=PT20S --insertionImpressionJoinMax=PT20S \
+  --impressionActionJoinMax=PT20S --flatResponseInsertionGapDuration=PT1M \
+  --nonBuyerUserSparseHash=6102540093495235004 --nonBuyerUserSparseHash=4078401918190321518
+
+echo
+first=$(find "$out/etl/joined_impression" -name 'part-*.avro' | sort | head -1)
 echo "Look at a table: $bin inspect $first | head -1"

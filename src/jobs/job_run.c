@@ -91,9 +91,21 @@ static void print_summary(FILE *out, const char *job, const char *run_id, rt_tas
     }
     fprintf(out, "%s: run %s, %zu task(s)\n", job, run_id, ntasks);
     fprintf(out, "  %-12s %6s %12s  %s\n", "records", "parts", "bytes", "table");
-    for (size_t k = 0; k < nt; k++)
+    size_t empty = 0;
+    for (size_t k = 0; k < nt; k++) {
+        if (!totals[k].records) {
+            empty++;
+            continue;
+        }
         fprintf(out, "  %-12" PRIu64 " %6" PRIu64 " %12" PRIu64 "  %s\n", totals[k].records,
                 totals[k].parts, totals[k].bytes, totals[k].dir);
+    }
+    if (empty) {
+        fprintf(out, "  (no records:");
+        for (size_t k = 0; k < nt; k++)
+            if (!totals[k].records) fprintf(out, " %s", strrchr(totals[k].dir, '/') + 1);
+        fprintf(out, ")\n");
+    }
 }
 
 /* ---- metric log lines ---- */
