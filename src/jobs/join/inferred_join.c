@@ -65,6 +65,12 @@ typedef struct inner {
     node *kid[FAN];
 } inner;
 
+/* A scope of one member (most insertion-id scopes): its member is its anchor. Promoted to a
+ * scope_ent when a second member comes. */
+typedef struct single_ent {           /* 16 bytes */
+    uint32_t hnext, anchor, off, len; /* len NIL: free */
+} single_ent;
+
 typedef struct scope_ent { /* 32 bytes */
     union {
         node *root;   /* count >= 2 */
@@ -112,12 +118,26 @@ typedef struct hidx {
     uint32_t rehash; /* next bucket of t[0] to move while t[1] exists */
 } hidx;
 
-enum { HK_USER, HK_LHS, HK_SCOPE, HK_RHS };
+/* Kinds of pooled entries. The scope index holds scope_ent indexes and single_ent indexes
+ * tagged with STAG. */
+enum { HK_USER, HK_LHS, HK_SCOPE, HK_RHS, HK_SINGLE };
+#define STAG 0x80000000u
+
+/* Entries live in fixed chunks of CHUNK: growing never moves an entry (pointers stay valid) and
+ * leaves at most one chunk unused, where doubling an array would leave up to half. */
+#define CHUNK_BITS 8
+#define CHUNK ((uint32_t)1 << CHUNK_BITS)
 
 typedef struct pool {
-    void *a;
+    char **chunk;
+    uint32_t nchunk, dircap;
     uint32_t cap, live, free_head;
 } pool;
+
+static inline void *pool_at(const pool *p, size_t el, uint32_t i)
+{
+    return p->chunk[i >> CHUNK_BITS] + (size_t)(i & (CHUNK - 1)) * el;
+}
 
 typedef struct vec32 {
     uint32_t *a;
@@ -125,22 +145,46 @@ typedef struct vec32 {
 } vec32;
 
 enum {
-    C_LHS_IGNORED, C_LATE_LHS, C_LATE_RHS, C_ZERO_LHS, C_ZERO_RHS, C_DUP_LHS, C_DUP_PENDING,
-    C_WITHOUT_KEY, C_JOIN_ID, C_JOIN_RELEASED, C_JOIN_INFERRED, C_RIGHT_OUTER, C_DROPPED,
-    C_SKIP, C_MISMATCH, C_N
+    C_LHS_IGNORED,
+    C_LATE_LHS,
+    C_LATE_RHS,
+    C_ZERO_LHS,
+    C_ZERO_RHS,
+    C_DUP_LHS,
+    C_DUP_PENDING,
+    C_WITHOUT_KEY,
+    C_JOIN_ID,
+    C_JOIN_RELEASED,
+    C_JOIN_INFERRED,
+    C_RIGHT_OUTER,
+    C_DROPPED,
+    C_SKIP,
+    C_MISMATCH,
+    C_N
 };
 static const char *const counter_names[C_N] = {
-    "numLhsIgnored", "numLateLhs", "numLateRhs", "numLhsZeroLogTimestamp",
-    "numRhsZeroLogTimestamp", "numDuplicateLhs", "numDuplicatePendingRhs", "numRhsWithoutKey",
-    "numJoinedById", "numJoinedByIdReleased", "numJoinedInferred", "numUnjoinedRightOuter",
-    "numDroppedRhs", "numSkipJoin", "numMismatchErrors",
+    "numLhsIgnored",
+    "numLateLhs",
+    "numLateRhs",
+    "numLhsZeroLogTimestamp",
+    "numRhsZeroLogTimestamp",
+    "numDuplicateLhs",
+    "numDuplicatePendingRhs",
+    "numRhsWithoutKey",
+    "numJoinedById",
+    "numJoinedByIdReleased",
+    "numJoinedInferred",
+    "numUnjoinedRightOuter",
+    "numDroppedRhs",
+    "numSkipJoin",
+    "numMismatchErrors",
 };
 
 typedef struct ij {
     inferred_join_config cfg;
     char *port_names[INFERRED_JOIN_NPORTS];
     rt_op *op;
-    pool lhs, scopes, rhs, users;
+    pool lhs, scopes, singles, rhs, users;
     hidx h_user, h_lhs, h_scope, h_rhs;
     uint64_t next_seq;
     pb_arena *arena;
@@ -159,10 +203,11 @@ struct inferred_join_merge {
     size_t key_len;
 };
 
-#define LHS(o, i) (((lhs_ent *)(o)->lhs.a)[i])
-#define SCOPE(o, i) (((scope_ent *)(o)->scopes.a)[i])
-#define RHS(o, i) (((rhs_ent *)(o)->rhs.a)[i])
-#define USER(o, i) (((user_ent *)(o)->users.a)[i])
+#define LHS(o, i) (*(lhs_ent *)pool_at(&(o)->lhs, sizeof(lhs_ent), (i)))
+#define SCOPE(o, i) (*(scope_ent *)pool_at(&(o)->scopes, sizeof(scope_ent), (i)))
+#define SINGLE(o, i) (*(single_ent *)pool_at(&(o)->singles, sizeof(single_ent), (i)))
+#define RHS(o, i) (*(rhs_ent *)pool_at(&(o)->rhs, sizeof(rhs_ent), (i)))
+#define USER(o, i) (*(user_ent *)pool_at(&(o)->users, sizeof(user_ent), (i)))
 
 /* ============================== small helpers ============================== */
 
@@ -252,7 +297,8 @@ int64_t inferred_join_java_search(uint32_t n, uint32_t a, uint32_t b)
 
 static uint64_t hash_id(uint32_t user, int kind, const void *s, size_t n)
 {
-    uint64_t h = rt_hash_bytes(s, n) ^ (((uint64_t)user << 2 | (uint64_t)kind) * 0x9E3779B97F4A7C15ull);
+    uint64_t h =
+        rt_hash_bytes(s, n) ^ (((uint64_t)user << 2 | (uint64_t)kind) * 0x9E3779B97F4A7C15ull);
     h ^= h >> 31;
     h *= 0xBF58476D1CE4E5B9ull;
     return h ^ (h >> 29);
@@ -352,20 +398,29 @@ static void scratch_release(ij *o)
 
 /* ============================== pools ============================== */
 
+/* The chain link of entry i of kind hk (for HK_SCOPE, i may carry STAG). */
 static uint32_t *pool_link(ij *o, int hk, uint32_t i)
 {
     switch (hk) {
-    case HK_USER: return &USER(o, i).hnext;
-    case HK_LHS: return &LHS(o, i).hnext;
-    case HK_SCOPE: return &SCOPE(o, i).hnext;
-    default: return &RHS(o, i).hnext;
+    case HK_USER:
+        return &USER(o, i).hnext;
+    case HK_LHS:
+        return &LHS(o, i).hnext;
+    case HK_SCOPE:
+        return i & STAG ? &SINGLE(o, i & ~STAG).hnext : &SCOPE(o, i).hnext;
+    case HK_SINGLE:
+        return &SINGLE(o, i).hnext;
+    default:
+        return &RHS(o, i).hnext;
     }
 }
 
 static void pool_mark_free(ij *o, int hk, uint32_t i)
 {
     switch (hk) {
-    case HK_USER: memset(&USER(o, i), 0, sizeof(user_ent)); break;
+    case HK_USER:
+        memset(&USER(o, i), 0, sizeof(user_ent));
+        break;
     case HK_LHS:
         memset(&LHS(o, i), 0, sizeof(lhs_ent));
         LHS(o, i).user = NIL;
@@ -374,52 +429,86 @@ static void pool_mark_free(ij *o, int hk, uint32_t i)
         memset(&SCOPE(o, i), 0, sizeof(scope_ent));
         SCOPE(o, i).len = NIL;
         break;
-    default: memset(&RHS(o, i), 0, sizeof(rhs_ent)); break;
+    case HK_SINGLE:
+        memset(&SINGLE(o, i), 0, sizeof(single_ent));
+        SINGLE(o, i).len = NIL;
+        break;
+    default:
+        memset(&RHS(o, i), 0, sizeof(rhs_ent));
+        break;
     }
 }
 
 static size_t pool_elem(int hk)
 {
     switch (hk) {
-    case HK_USER: return sizeof(user_ent);
-    case HK_LHS: return sizeof(lhs_ent);
-    case HK_SCOPE: return sizeof(scope_ent);
-    default: return sizeof(rhs_ent);
+    case HK_USER:
+        return sizeof(user_ent);
+    case HK_LHS:
+        return sizeof(lhs_ent);
+    case HK_SCOPE:
+        return sizeof(scope_ent);
+    case HK_SINGLE:
+        return sizeof(single_ent);
+    default:
+        return sizeof(rhs_ent);
     }
 }
 
 static pool *pool_of(ij *o, int hk)
 {
     switch (hk) {
-    case HK_USER: return &o->users;
-    case HK_LHS: return &o->lhs;
-    case HK_SCOPE: return &o->scopes;
-    default: return &o->rhs;
+    case HK_USER:
+        return &o->users;
+    case HK_LHS:
+        return &o->lhs;
+    case HK_SCOPE:
+        return &o->scopes;
+    case HK_SINGLE:
+        return &o->singles;
+    default:
+        return &o->rhs;
     }
 }
 
-/* Takes a free slot (growing the pool by doubling: moves the array, so indexes, not pointers,
- * are kept across calls). Returns NIL on failure (recorded). */
+static void pool_drop(ij *o, int hk)
+{
+    pool *p = pool_of(o, hk);
+    for (uint32_t c = 0; c < p->nchunk; c++)
+        mem_free(o, p->chunk[c], CHUNK * pool_elem(hk), &o->index_bytes);
+    mem_free(o, p->chunk, (size_t)p->dircap * sizeof p->chunk[0], &o->index_bytes);
+    memset(p, 0, sizeof *p);
+    p->free_head = NIL;
+}
+
+/* Takes a free slot, adding a chunk when none is left. Returns NIL on failure (recorded). */
 static uint32_t pool_take(ij *o, int hk)
 {
     pool *p = pool_of(o, hk);
     size_t el = pool_elem(hk);
-    if (p->free_head == NIL || !p->a) {
-        uint32_t nc = p->cap ? p->cap * 2 : 16;
-        if (p->cap >= (NIL >> 1)) {
-            rt_op_fail(o->op, "join state: more than %u entries of one kind", NIL >> 1);
+    if (p->free_head == NIL) {
+        if (p->cap >= (STAG - CHUNK)) {
+            rt_op_fail(o->op, "join state: more than %u entries of one kind", STAG - CHUNK);
             return NIL;
         }
-        void *a = mem_realloc(o, p->a, p->cap * el, nc * el, &o->index_bytes);
-        if (!a) return NIL;
-        p->a = a;
-        p->free_head = NIL;
-        for (uint32_t i = nc; i-- > p->cap;) {
+        if (p->nchunk == p->dircap) {
+            uint32_t nd = p->dircap ? p->dircap * 2 : 4;
+            char **d = mem_realloc(o, p->chunk, (size_t)p->dircap * sizeof *d,
+                                   (size_t)nd * sizeof *d, &o->index_bytes);
+            if (!d) return NIL;
+            p->chunk = d;
+            p->dircap = nd;
+        }
+        char *c = mem_alloc(o, CHUNK * el, &o->index_bytes);
+        if (!c) return NIL;
+        p->chunk[p->nchunk++] = c;
+        uint32_t first = p->cap;
+        p->cap += CHUNK;
+        for (uint32_t i = p->cap; i-- > first;) {
             pool_mark_free(o, hk, i);
             *pool_link(o, hk, i) = p->free_head;
             p->free_head = i;
         }
-        p->cap = nc;
     }
     uint32_t i = p->free_head;
     p->free_head = *pool_link(o, hk, i);
@@ -434,28 +523,41 @@ static void pool_put(ij *o, int hk, uint32_t i)
     pool_mark_free(o, hk, i);
     *pool_link(o, hk, i) = p->free_head;
     p->free_head = i;
-    if (--p->live == 0) { /* empty: give the whole array back */
-        mem_free(o, p->a, p->cap * pool_elem(hk), &o->index_bytes);
-        p->a = NULL;
-        p->cap = 0;
-        p->free_head = NIL;
-    }
+    if (--p->live == 0) pool_drop(o, hk); /* empty: give every chunk back */
 }
 
 /* ============================== hash indexes ============================== */
 
+/* Where the id of scope t (STAG: a single) lives. */
+static void scope_key(ij *o, uint32_t t, uint32_t *anchor, uint32_t *off, uint32_t *len)
+{
+    if (t & STAG) {
+        single_ent *x = &SINGLE(o, t & ~STAG);
+        *anchor = x->anchor;
+        *off = x->off;
+        *len = x->len;
+    } else {
+        scope_ent *x = &SCOPE(o, t);
+        *anchor = x->anchor;
+        *off = x->off;
+        *len = x->len;
+    }
+}
+
 static uint64_t hkey(ij *o, int hk, uint32_t i)
 {
     switch (hk) {
-    case HK_USER: return rt_hash_bytes(USER(o, i).key, USER(o, i).key_len);
+    case HK_USER:
+        return rt_hash_bytes(USER(o, i).key, USER(o, i).key_len);
     case HK_LHS: {
         lhs_ent *e = &LHS(o, i);
         return hash_id(e->user, 0, e->blob + e->pk_off, e->pk_len);
     }
     case HK_SCOPE: {
-        scope_ent *s = &SCOPE(o, i);
-        lhs_ent *a = &LHS(o, s->anchor);
-        return hash_id(a->user, 0, a->blob + s->off, s->len);
+        uint32_t an, off, len;
+        scope_key(o, i, &an, &off, &len);
+        lhs_ent *a = &LHS(o, an);
+        return hash_id(a->user, 0, a->blob + off, len);
     }
     default: {
         rhs_ent *r = &RHS(o, i);
@@ -591,11 +693,13 @@ static uint32_t scope_find(ij *o, uint32_t u, const char *id, size_t n)
 {
     uint64_t hash = hash_id(u, 0, id, n);
     for (int w = 0; w < 2; w++)
-        for (uint32_t i = hidx_head(&o->h_scope, w, hash); i != NIL; i = SCOPE(o, i).hnext) {
-            scope_ent *s = &SCOPE(o, i);
-            lhs_ent *a = &LHS(o, s->anchor);
+        for (uint32_t i = hidx_head(&o->h_scope, w, hash); i != NIL;
+             i = *pool_link(o, HK_SCOPE, i)) {
+            uint32_t an, off, len;
+            scope_key(o, i, &an, &off, &len);
+            lhs_ent *a = &LHS(o, an);
             o->index_ops++;
-            if (a->user == u && s->len == n && !memcmp(a->blob + s->off, id, n)) return i;
+            if (a->user == u && len == n && !memcmp(a->blob + off, id, n)) return i;
         }
     return NIL;
 }
@@ -979,8 +1083,8 @@ static int lheap_push(ij *o, uint32_t u, uint32_t idx)
     user_ent *us = &USER(o, u);
     if (us->lh_n == us->lh_cap) {
         uint32_t nc = us->lh_cap ? us->lh_cap * 2 : 4;
-        uint32_t *a = mem_realloc(o, us->lh, (size_t)us->lh_cap * 4, (size_t)nc * 4,
-                                  &o->index_bytes);
+        uint32_t *a =
+            mem_realloc(o, us->lh, (size_t)us->lh_cap * 4, (size_t)nc * 4, &o->index_bytes);
         if (!a) return -1;
         us->lh = a;
         us->lh_cap = nc;
@@ -1137,15 +1241,21 @@ ProtobufCAllocator *inferred_join_merge_allocator(inferred_join_merge *m)
 
 int inferred_join_merge_emit(inferred_join_merge *m, const void *msg)
 {
-    rt_record r = {.ts = m->ts, .type = m->o->cfg.out_type, .data = (void *)msg,
-                   .key = m->key, .key_len = m->key_len};
+    rt_record r = {.ts = m->ts,
+                   .type = m->o->cfg.out_type,
+                   .data = (void *)msg,
+                   .key = m->key,
+                   .key_len = m->key_len};
     return rt_emit(m->o->op, m->port, &r);
 }
 
 int inferred_join_merge_mismatch(inferred_join_merge *m, const join_mismatch_error *e)
 {
     count(m->o, C_MISMATCH);
-    rt_record r = {.ts = m->ts, .type = REC_MISMATCH_ERROR, .data = (void *)e, .key = m->key,
+    rt_record r = {.ts = m->ts,
+                   .type = REC_MISMATCH_ERROR,
+                   .data = (void *)e,
+                   .key = m->key,
                    .key_len = m->key_len};
     return rt_emit(m->o->op, INFERRED_JOIN_PORT_MISMATCH, &r);
 }
@@ -1262,7 +1372,7 @@ typedef struct idset {
     struct {
         const char *p;
         size_t n;
-    } *v;
+    } * v;
     size_t n, cap;
     uint32_t *slot; /* open addressing over v, when large */
     uint32_t mask;
@@ -1370,25 +1480,39 @@ static int lhs_has_content(ij *o, uint32_t e, const char *id, size_t n)
 static int scope_insert(ij *o, uint32_t u, const char *id, size_t n, uint32_t e, int64_t lt)
 {
     uint32_t si = scope_find(o, u, id, n);
-    int content = lhs_has_content(o, e, id, n);
-    if (si == NIL) {
+    uint64_t hash = hash_id(u, 0, id, n);
+    if (si == NIL) { /* a new scope: one member, kept as a single */
         int64_t at = find_bytes(LHS(o, e).blob, LHS(o, e).blob_len, id, n);
         if (at < 0) return rt_op_fail(o->op, "join state: a scope id is missing from its record");
-        si = pool_take(o, HK_SCOPE);
-        if (si == NIL) return -1;
-        scope_ent *s = &SCOPE(o, si);
-        s->m.one = e;
-        s->count = 1;
-        s->content_count = (uint32_t)content;
-        s->anchor = e;
-        s->off = (uint32_t)at;
-        s->len = (uint32_t)n;
-        if (hidx_insert(o, &o->h_scope, HK_SCOPE, si, hash_id(u, 0, id, n))) {
-            pool_put(o, HK_SCOPE, si);
+        uint32_t x = pool_take(o, HK_SINGLE);
+        if (x == NIL) return -1;
+        SINGLE(o, x) = (single_ent){NIL, e, (uint32_t)at, (uint32_t)n};
+        if (hidx_insert(o, &o->h_scope, HK_SCOPE, x | STAG, hash)) {
+            pool_put(o, HK_SINGLE, x);
             return -1;
         }
         return 0;
     }
+    if (si & STAG) { /* a second member: promote the single to a full scope */
+        single_ent one = SINGLE(o, si & ~STAG);
+        uint32_t f = pool_take(o, HK_SCOPE);
+        if (f == NIL) return -1;
+        scope_ent *s = &SCOPE(o, f);
+        s->m.one = one.anchor;
+        s->count = 1;
+        s->content_count = (uint32_t)lhs_has_content(o, one.anchor, id, n);
+        s->anchor = one.anchor;
+        s->off = one.off;
+        s->len = one.len;
+        if (hidx_remove(o, &o->h_scope, HK_SCOPE, si, hash)) return -1;
+        pool_put(o, HK_SINGLE, si & ~STAG);
+        if (hidx_insert(o, &o->h_scope, HK_SCOPE, f, hash)) {
+            pool_put(o, HK_SCOPE, f);
+            return -1;
+        }
+        si = f;
+    }
+    int content = lhs_has_content(o, e, id, n);
     scope_ent *s = &SCOPE(o, si);
     if (s->count == NIL - 1) return rt_op_fail(o->op, "join state: a scope is full");
     uint32_t a = seq_rank(o, s, lt, 0), b = seq_rank(o, s, lt, 1);
@@ -1416,6 +1540,15 @@ static int count_content(ij *o, void *arg, uint32_t e)
 /* Drops the members with lt <= horizon (a prefix) from scope si. */
 static int scope_trim(ij *o, uint32_t si, int64_t horizon)
 {
+    if (si & STAG) {
+        single_ent *x = &SINGLE(o, si & ~STAG);
+        lhs_ent *a = &LHS(o, x->anchor);
+        if (a->lt > horizon) return 0;
+        int rc = hidx_remove(o, &o->h_scope, HK_SCOPE, si,
+                             hash_id(a->user, 0, a->blob + x->off, x->len));
+        pool_put(o, HK_SINGLE, si & ~STAG);
+        return rc;
+    }
     scope_ent *s = &SCOPE(o, si);
     uint32_t k = seq_rank(o, s, horizon, 1);
     if (!k) return 0;
@@ -1589,7 +1722,7 @@ static int release_ooid(ij *o, uint32_t u, const char *pk, size_t n, const void 
 /* ============================== §7.7 nearest selection ============================== */
 
 typedef struct view {
-    const scope_ent *s; /* the whole scope, or */
+    const scope_ent *s;  /* the whole scope, or */
     const uint32_t *arr; /* the filtered members */
     uint32_t n;
 } view;
@@ -1665,7 +1798,8 @@ static int64_t infer_parent(ij *o, uint32_t u, const void *rhs, int64_t r, const
     o->cfg.rhs_scopes(o->cfg.ctx, rhs, &sc);
     key_scope(o, key, klen, &sc);
     if (sc.overflow)
-        return rt_op_fail(o->op, "a child has more than %d scope ids", INFERRED_JOIN_MAX_SCOPES) - 1;
+        return rt_op_fail(o->op, "a child has more than %d scope ids", INFERRED_JOIN_MAX_SCOPES) -
+               1;
     idset st = {.o = o};
     if (o->cfg.content_filter) {
         o->cfg.rhs_content_ids(o->cfg.ctx, rhs, idset_add, &st);
@@ -1676,8 +1810,18 @@ static int64_t infer_parent(ij *o, uint32_t u, const void *rhs, int64_t r, const
         if (!sc.id[k].n) continue;
         uint32_t si = scope_find(o, u, sc.id[k].p, sc.id[k].n);
         if (si == NIL) continue;
+        uint32_t alone;
+        view v;
+        if (si & STAG) {
+            alone = SINGLE(o, si & ~STAG).anchor;
+            v = (view){.arr = &alone, .n = 1};
+            if (o->cfg.content_filter && st.any && !lhs_passes(o, &st, alone)) v.n = 0;
+            uint32_t e = nearest(o, &v, r);
+            if (e != NIL) return e;
+            continue;
+        }
         const scope_ent *s = &SCOPE(o, si);
-        view v = {.s = s, .n = s->count};
+        v = (view){.s = s, .n = s->count};
         if (o->cfg.content_filter && st.any &&
             !(s->content_count == s->count && idset_has(&st, sc.id[k].p, sc.id[k].n))) {
             /* some members may fail the filter: list those that pass, in scope order */
@@ -1983,7 +2127,15 @@ static int ij_snapshot(rt_op *op, rt_buf *out)
             rt_buf_put_u32(out, l->pk_len) || rt_buf_put_bytes(out, l->blob, l->blob_len))
             goto done;
     }
-    if (rt_buf_put_u32(out, o->scopes.live)) goto done;
+    if (rt_buf_put_u32(out, o->scopes.live + o->singles.live)) goto done;
+    for (uint32_t i = 0; i < o->singles.cap; i++) {
+        single_ent *x = &SINGLE(o, i);
+        if (x->len == NIL) continue;
+        if (rt_buf_put_u32(out, lmap[x->anchor]) || rt_buf_put_u32(out, x->off) ||
+            rt_buf_put_u32(out, x->len) || rt_buf_put_u32(out, 0) || rt_buf_put_u32(out, 1) ||
+            rt_buf_put_u32(out, lmap[x->anchor]))
+            goto done;
+    }
     for (uint32_t i = 0; i < o->scopes.cap; i++) {
         scope_ent *s = &SCOPE(o, i);
         if (s->len == NIL) continue;
@@ -2082,8 +2234,14 @@ static int ij_restore(rt_op *op, const uint8_t *bytes, size_t len)
             goto done;
         }
         lhs_ent *l = &LHS(o, e);
-        *l = (lhs_ent){.lt = lt, .blob = blob, .len = plen, .blob_len = (uint32_t)bn,
-                       .user = umap[uo], .hnext = NIL, .pk_off = pk_off, .pk_len = pk_len};
+        *l = (lhs_ent){.lt = lt,
+                       .blob = blob,
+                       .len = plen,
+                       .blob_len = (uint32_t)bn,
+                       .user = umap[uo],
+                       .hnext = NIL,
+                       .pk_off = pk_off,
+                       .pk_len = pk_len};
         USER(o, umap[uo]).n_lhs++;
         lmap[i] = e;
         if (hidx_insert(o, &o->h_lhs, HK_LHS, e, hkey(o, HK_LHS, e)) || lheap_push(o, umap[uo], e))
@@ -2095,13 +2253,26 @@ static int ij_restore(rt_op *op, const uint8_t *bytes, size_t len)
     }
     for (uint32_t i = 0; i < ns; i++) {
         uint32_t an, off, slen, cc, cnt;
-        if (rt_buf_read_u32(&r, &an) || rt_buf_read_u32(&r, &off) ||
-            rt_buf_read_u32(&r, &slen) || rt_buf_read_u32(&r, &cc) ||
-            rt_buf_read_u32(&r, &cnt) || an >= nl || cnt == 0 || cc > cnt ||
-            slen == NIL || (uint64_t)off + slen > LHS(o, lmap[an]).blob_len ||
+        if (rt_buf_read_u32(&r, &an) || rt_buf_read_u32(&r, &off) || rt_buf_read_u32(&r, &slen) ||
+            rt_buf_read_u32(&r, &cc) || rt_buf_read_u32(&r, &cnt) || an >= nl || cnt == 0 ||
+            cc > cnt || slen == NIL || (uint64_t)off + slen > LHS(o, lmap[an]).blob_len ||
             (uint64_t)cnt * 4 > rt_buf_reader_left(&r)) {
             restore_fail(o, "has a truncated or inconsistent scope");
             goto done;
+        }
+        if (cnt == 1) { /* a single: its one member is its anchor */
+            uint32_t m = 0;
+            (void)rt_buf_read_u32(&r, &m);
+            if (m != an) {
+                restore_fail(o, "has a one-member scope anchored elsewhere");
+                goto done;
+            }
+            uint32_t x = pool_take(o, HK_SINGLE);
+            if (x == NIL) goto done;
+            SINGLE(o, x) = (single_ent){NIL, lmap[an], off, slen};
+            if (hidx_insert(o, &o->h_scope, HK_SCOPE, x | STAG, hkey(o, HK_SCOPE, x | STAG)))
+                goto done;
+            continue;
         }
         uint32_t si = pool_take(o, HK_SCOPE);
         if (si == NIL) goto done;
@@ -2146,17 +2317,16 @@ static int ij_restore(rt_op *op, const uint8_t *bytes, size_t len)
         const uint8_t *b;
         size_t bn;
         if (rt_buf_read_u32(&r, &uo) || rt_buf_read_u8(&r, &kind) || rt_buf_read_i64(&r, &lt) ||
-            rt_buf_read_i64(&r, &due) || rt_buf_read_u64(&r, &seq) ||
-            rt_buf_read_u32(&r, &plen) || rt_buf_read_u32(&r, &id_off) ||
-            rt_buf_read_u32(&r, &id_len) || rt_buf_read_bytes(&r, &b, &bn) || uo >= nu ||
-            (kind != RK_OOID && kind != RK_CAND) || plen > bn || bn > UINT32_MAX / 2 ||
-            (uint64_t)id_off + id_len > bn) {
+            rt_buf_read_i64(&r, &due) || rt_buf_read_u64(&r, &seq) || rt_buf_read_u32(&r, &plen) ||
+            rt_buf_read_u32(&r, &id_off) || rt_buf_read_u32(&r, &id_len) ||
+            rt_buf_read_bytes(&r, &b, &bn) || uo >= nu || (kind != RK_OOID && kind != RK_CAND) ||
+            plen > bn || bn > UINT32_MAX / 2 || (uint64_t)id_off + id_len > bn) {
             restore_fail(o, "has a truncated or inconsistent child");
             goto done;
         }
         uint32_t u = umap[uo];
-        uint32_t head = kind == RK_OOID ? rhs_find(o, u, RK_OOID, (const char *)b + id_off, id_len)
-                                        : NIL;
+        uint32_t head =
+            kind == RK_OOID ? rhs_find(o, u, RK_OOID, (const char *)b + id_off, id_len) : NIL;
         uint8_t *blob = mem_alloc(o, bn, &o->rhs_payload);
         if (!blob) goto done;
         memcpy(blob, b, bn);
@@ -2166,9 +2336,19 @@ static int ij_restore(rt_op *op, const uint8_t *bytes, size_t len)
             goto done;
         }
         rhs_ent *x = &RHS(o, ri);
-        *x = (rhs_ent){.lt = lt, .due = due, .seq = seq, .blob = blob, .len = plen,
-                       .blob_len = (uint32_t)bn, .user = u, .hnext = NIL, .id_off = id_off,
-                       .id_len = id_len, .next = NIL, .prev = ri, .kind = kind};
+        *x = (rhs_ent){.lt = lt,
+                       .due = due,
+                       .seq = seq,
+                       .blob = blob,
+                       .len = plen,
+                       .blob_len = (uint32_t)bn,
+                       .user = u,
+                       .hnext = NIL,
+                       .id_off = id_off,
+                       .id_len = id_len,
+                       .next = NIL,
+                       .prev = ri,
+                       .kind = kind};
         USER(o, u).n_rhs++;
         if (head != NIL) {
             uint32_t tail = RHS(o, head).prev;
@@ -2208,7 +2388,8 @@ static void state_clear(ij *o)
     for (uint32_t i = 0; i < o->lhs.cap; i++)
         if (LHS(o, i).user != NIL) mem_free(o, LHS(o, i).blob, LHS(o, i).blob_len, &o->lhs_payload);
     for (uint32_t i = 0; i < o->rhs.cap; i++)
-        if (RHS(o, i).kind != RK_FREE) mem_free(o, RHS(o, i).blob, RHS(o, i).blob_len, &o->rhs_payload);
+        if (RHS(o, i).kind != RK_FREE)
+            mem_free(o, RHS(o, i).blob, RHS(o, i).blob_len, &o->rhs_payload);
     for (uint32_t i = 0; i < o->users.cap; i++) {
         user_ent *us = &USER(o, i);
         if (!us->key) continue;
@@ -2216,13 +2397,9 @@ static void state_clear(ij *o)
         mem_free(o, us->rh, (size_t)us->rh_cap * sizeof(rref), &o->index_bytes);
         mem_free(o, us->key, us->key_len, &o->index_bytes);
     }
-    int kinds[4] = {HK_USER, HK_LHS, HK_SCOPE, HK_RHS};
-    for (int k = 0; k < 4; k++) {
-        pool *p = pool_of(o, kinds[k]);
-        mem_free(o, p->a, (size_t)p->cap * pool_elem(kinds[k]), &o->index_bytes);
-        memset(p, 0, sizeof *p);
-        p->free_head = NIL;
-    }
+    const int kinds[] = {HK_USER, HK_LHS, HK_SCOPE, HK_SINGLE, HK_RHS};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        pool_drop(o, kinds[k]);
     hidx_free(o, &o->h_user);
     hidx_free(o, &o->h_lhs);
     hidx_free(o, &o->h_scope);
@@ -2268,11 +2445,10 @@ static const rt_op_vtbl ij_vtbl = {
     .close = ij_close,
 };
 
-int inferred_join_op_add(rt_graph *g, const char *uid, const inferred_join_config *cfg,
-                         rt_op **out)
+int inferred_join_op_add(rt_graph *g, const char *uid, const inferred_join_config *cfg, rt_op **out)
 {
-    bool ok = cfg->lhs_desc && cfg->rhs_desc && cfg->key && cfg->lt && cfg->lhs_pk &&
-              cfg->rhs_fk && cfg->rhs_pk && cfg->lhs_scopes && cfg->rhs_scopes && cfg->merge &&
+    bool ok = cfg->lhs_desc && cfg->rhs_desc && cfg->key && cfg->lt && cfg->lhs_pk && cfg->rhs_fk &&
+              cfg->rhs_pk && cfg->lhs_scopes && cfg->rhs_scopes && cfg->merge &&
               cfg->max_time_ms >= 0 && cfg->max_ooo_ms >= 0 && cfg->mult >= 1 &&
               (!cfg->content_filter || (cfg->lhs_content_ids_packed && cfg->rhs_content_ids));
     ij *o = ok ? calloc(1, sizeof *o) : NULL;
@@ -2281,7 +2457,8 @@ int inferred_join_op_add(rt_graph *g, const char *uid, const inferred_join_confi
         return -1;
     }
     o->cfg = *cfg;
-    o->lhs.free_head = o->scopes.free_head = o->rhs.free_head = o->users.free_head = NIL;
+    o->lhs.free_head = o->scopes.free_head = o->singles.free_head = o->rhs.free_head =
+        o->users.free_head = NIL;
     o->arena = pb_arena_new(64 << 10, (size_t)1 << 30);
     o->keybuf = malloc(INFERRED_JOIN_KEY_MAX);
     bool names_ok = true;
@@ -2313,7 +2490,7 @@ void inferred_join_stats_get(rt_op *op, inferred_join_stats *st)
         .users = o->users.live,
         .lhs_buffered = o->lhs.live,
         .rhs_buffered = o->rhs.live,
-        .scopes = o->scopes.live,
+        .scopes = (uint64_t)o->scopes.live + o->singles.live,
         .index_bytes = o->index_bytes,
         .lhs_payload_bytes = o->lhs_payload,
         .rhs_payload_bytes = o->rhs_payload,
@@ -2368,6 +2545,10 @@ size_t inferred_join_scope_walk(rt_op *op, const uint8_t *key, size_t key_len, c
     uint32_t si = scope_find(o, u, scope, strlen(scope));
     if (si == NIL) return 0;
     scope_walk_arg w = {fn, arg};
+    if (si & STAG) {
+        scope_walk_one(o, &w, SINGLE(o, si & ~STAG).anchor);
+        return 1;
+    }
     seq_walk(o, &SCOPE(o, si), SCOPE(o, si).count, scope_walk_one, &w);
     return SCOPE(o, si).count;
 }

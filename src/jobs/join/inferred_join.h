@@ -29,13 +29,16 @@
  *   INFERRED_JOIN_PORT_RHS_ZERO_LT         a child with log_timestamp 0 (raw child)
  *
  * State and costs (docs/JOIN.md "Inferred-reference join"): each parent is kept once as packed
- * bytes plus a compact index: a primary-key chain entry, one 4-byte slot in each of its scopes'
- * ordered sequences (a counted B+-tree per scope, inline for a one-member scope), an id stored
- * only as an offset into some member's packed bytes, and a per-user heap by log time for
- * cleanup. A duplicate parent or a duplicate pending child costs one hash lookup; inserting into
- * a scope of n parents costs O(log n); a cleanup removes each expired parent from all its scopes
- * by prefix trims, O(log n) each, amortised. Everything is charged to the operator
- * (rt_op_mem_charge) and written by the operator's snapshot callback.
+ * bytes plus a compact index: a 40-byte entry on the (user, key) hash chain, one 4-byte slot in
+ * each of its scopes' ordered sequences (a counted B+-tree per scope; a 16-byte record for a
+ * scope of one member), ids stored only as offsets into some member's packed bytes, and a
+ * per-user heap by log time for cleanup: about 106 bytes per buffered impression of the
+ * generator's CLI profile. A duplicate parent or a duplicate pending child costs one hash lookup;
+ * inserting into a scope of n parents costs O(log n); a cleanup removes each expired parent from
+ * all its scopes by prefix trims, linear in what it removes; a timer never scans the key's state.
+ * Everything is charged to the operator (rt_op_mem_charge) and written by the operator's snapshot
+ * callback. Choosing among the parents of a scope is O(log n), except when the content filter
+ * must drop some of them: then O(scope).
  *
  * Deliberate differences from the reference (docs/JOIN.md lists them): side outputs replace the
  * silent drops and the log_timestamp-0 exception; a parent whose cleanup horizon
@@ -166,12 +169,12 @@ int inferred_join_merge_mismatch(inferred_join_merge *m, const join_mismatch_err
 /* ---- inspection (tests, benchmarks, status) ---- */
 
 typedef struct inferred_join_stats {
-    uint64_t users;         /* user keys with state */
-    uint64_t lhs_buffered;  /* parents held */
-    uint64_t rhs_buffered;  /* children waiting: named parent or inference */
-    uint64_t scopes;        /* scope sequences */
-    int64_t index_bytes;    /* everything but the packed records: entries, hash buckets, scope
-                             * trees, heaps, user keys */
+    uint64_t users;            /* user keys with state */
+    uint64_t lhs_buffered;     /* parents held */
+    uint64_t rhs_buffered;     /* children waiting: named parent or inference */
+    uint64_t scopes;           /* scope sequences */
+    int64_t index_bytes;       /* everything but the packed records: entries, hash buckets, scope
+                                * trees, heaps, user keys */
     int64_t lhs_payload_bytes; /* packed parents (plus the allocator's 16 bytes each) */
     int64_t rhs_payload_bytes; /* packed waiting children */
     /* Work counters since the operator was created (not snapshotted): */

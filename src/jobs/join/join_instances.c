@@ -79,9 +79,7 @@ static const char *j1_rhs_pk(void *ctx, const void *rhs, ProtobufCAllocator *a)
 {
     return ((const Event__TinyDeliveryLog *)rhs)->request_id;
 }
-static void j1_lhs_scopes(void *ctx, const void *lhs, inferred_join_scopes *sc)
-{
-}
+static void j1_lhs_scopes(void *ctx, const void *lhs, inferred_join_scopes *sc) {}
 static void j1_rhs_scopes(void *ctx, const void *rhs, inferred_join_scopes *sc)
 {
     inferred_join_scopes_add(sc, ((const Event__TinyDeliveryLog *)rhs)->view_id);
@@ -190,7 +188,8 @@ static int skip_field(const uint8_t **p, const uint8_t *end, unsigned wt)
 {
     uint64_t v;
     switch (wt) {
-    case 0: return rd_varint(p, end, &v);
+    case 0:
+        return rd_varint(p, end, &v);
     case 1:
         if (end - *p < 8) return -1;
         *p += 8;
@@ -203,7 +202,8 @@ static int skip_field(const uint8_t **p, const uint8_t *end, unsigned wt)
         if (end - *p < 4) return -1;
         *p += 4;
         return 0;
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -335,8 +335,8 @@ static void set_event_ids(setter *c, Event__TinyEvent *out, const Event__TinyEve
 
 /* out's other_content_ids plus r's entries: overwrite = 1 replaces the value of a key out
  * already has (mergeAction), 0 keeps it (mergeImpression). */
-static int merge_other_ids(ProtobufCAllocator *a, Event__TinyEvent *out,
-                           const Event__TinyEvent *r, int overwrite)
+static int merge_other_ids(ProtobufCAllocator *a, Event__TinyEvent *out, const Event__TinyEvent *r,
+                           int overwrite)
 {
     if (!r->n_other_content_ids) return 0;
     size_t cap = out->n_other_content_ids + r->n_other_content_ids, n = out->n_other_content_ids;
@@ -368,9 +368,13 @@ static int merge_j1(void *ctx, inferred_join_merge *m, const void *lhsv, const v
     const Event__TinyDeliveryLog *d = rhsv;
     Event__TinyEvent out = EVENT__TINY_EVENT__INIT;
     if (v) out = *v;
-    setter c = {m, v, JOIN_RT_DELIVERY_LOG,
-                JOIN_FN_TINY_FLAT_UTIL_CREATE_TINY_FLAT_RESPONSE_INSERTIONS, d->request_id,
-                (int64_t)d->log_timestamp, 0};
+    setter c = {m,
+                v,
+                JOIN_RT_DELIVERY_LOG,
+                JOIN_FN_TINY_FLAT_UTIL_CREATE_TINY_FLAT_RESPONSE_INSERTIONS,
+                d->request_id,
+                (int64_t)d->log_timestamp,
+                0};
     set_platform(&c, &out, v ? v->platform_id : 0, d->platform_id);
     out.log_user_id = set_str(&c, JOIN_F_LOG_USER_ID, v ? v->log_user_id : NULL, d->log_user_id);
     out.view_id = set_str(&c, JOIN_F_VIEW_ID, v ? v->view_id : NULL, d->view_id);
@@ -393,8 +397,13 @@ static int merge_j2(void *ctx, inferred_join_merge *m, const void *lhsv, const v
     const Event__TinyEvent *l = lhsv, *im = rhsv;
     Event__TinyEvent out = EVENT__TINY_EVENT__INIT;
     if (l) out = *l;
-    setter c = {m, l, JOIN_RT_IMPRESSION, JOIN_FN_TINY_FLAT_UTIL_MERGE_IMPRESSION,
-                im->impression_id, (int64_t)im->log_timestamp, 0};
+    setter c = {m,
+                l,
+                JOIN_RT_IMPRESSION,
+                JOIN_FN_TINY_FLAT_UTIL_MERGE_IMPRESSION,
+                im->impression_id,
+                (int64_t)im->log_timestamp,
+                0};
     set_event_ids(&c, &out, l, im);
     if (c.rc) return c.rc;
     set_lt(&out, im->log_timestamp);
@@ -409,8 +418,13 @@ static int merge_j3(void *ctx, inferred_join_merge *m, const void *lhsv, const v
     const Event__TinyEvent *l = lhsv, *ac = rhsv;
     Event__TinyEvent out = EVENT__TINY_EVENT__INIT;
     if (l) out = *l;
-    setter c = {m, l, JOIN_RT_ACTION, JOIN_FN_TINY_FLAT_UTIL_MERGE_ACTION, ac->action_id,
-                (int64_t)ac->log_timestamp, 0};
+    setter c = {m,
+                l,
+                JOIN_RT_ACTION,
+                JOIN_FN_TINY_FLAT_UTIL_MERGE_ACTION,
+                ac->action_id,
+                (int64_t)ac->log_timestamp,
+                0};
     set_event_ids(&c, &out, l, ac);
     if (c.rc) return c.rc;
     set_lt(&out, ac->log_timestamp);
@@ -441,11 +455,9 @@ static int64_t abs_ms(int64_t v)
     return v == INT64_MIN ? INT64_MAX : v < 0 ? -v : v;
 }
 
-static int add(rt_graph *g, const char *uid, const join_instances_params *p, int which,
-               rt_op **out)
+static int add(rt_graph *g, const char *uid, const join_instances_params *p, int which, rt_op **out)
 {
-    if (p->id_join_duration_multiplier < 1 || p->n_content_id_field_keys > TINY_MAX_KEYS)
-        return -1;
+    if (p->id_join_duration_multiplier < 1 || p->n_content_id_field_keys > TINY_MAX_KEYS) return -1;
     inst *in = calloc(1, sizeof *in);
     if (!in) return -1;
     in->which = which;
@@ -461,8 +473,8 @@ static int add(rt_graph *g, const char *uid, const join_instances_params *p, int
         .rhs_type = which == J1 ? REC_TINY_DELIVERY_LOG : REC_TINY_EVENT,
         .out_type = REC_TINY_EVENT,
         .lhs_desc = &event__tiny_event__descriptor,
-        .rhs_desc = which == J1 ? &event__tiny_delivery_log__descriptor
-                                : &event__tiny_event__descriptor,
+        .rhs_desc =
+            which == J1 ? &event__tiny_delivery_log__descriptor : &event__tiny_event__descriptor,
         .mult = p->id_join_duration_multiplier,
         .check_lateness = p->check_lateness,
         .ctx = in,
@@ -548,8 +560,8 @@ int join_view_insertion_op_add(rt_graph *g, const char *uid, const join_instance
     return add(g, uid, p, J1, out);
 }
 
-int join_insertion_impression_op_add(rt_graph *g, const char *uid,
-                                     const join_instances_params *p, rt_op **out)
+int join_insertion_impression_op_add(rt_graph *g, const char *uid, const join_instances_params *p,
+                                     rt_op **out)
 {
     return add(g, uid, p, J2, out);
 }

@@ -14,30 +14,29 @@
  *
  * Every operator takes REC_TINY_EVENT on input 0 (INFERRED_JOIN_IN_LHS) and REC_TINY_EVENT or
  * REC_TINY_DELIVERY_LOG on input 1, emits REC_TINY_EVENT on port 0, and has the side ports of
- * inferred_join.h, named:
+ * inferred_join.h, named (J1; J2; J3):
  *
- *   port                          J1                                 J2 / J3
- *   LATE                          late_view_responseinsertions       late_insertion_impressions /
- *                                                                    late_impression_actions
- *   DROPPED                       dropped_view_responseinsertions    dropped_insertion_impressions /
- *                                 (TinyDeliveryLog; never produced:  dropped_impression_actions
- *                                 J1 is right outer)                 (the raw tiny child)
- *   MISMATCH                      mismatch_error (join_mismatch_error rows, REC_MISMATCH_ERROR)
- *   DUPLICATE_LHS                 duplicate_view                     duplicate_insertion /
- *                                                                    duplicate_impression
- *   RHS_WITHOUT_KEY               dropped_delivery_log_without_key   dropped_impression_without_key /
- *                                                                    dropped_action_without_key
- *   RHS_DUPLICATE_PENDING         dropped_delivery_log_duplicate_pending   dropped_impression_duplicate_pending /
- *                                                                    dropped_action_duplicate_pending
- *   LHS_ZERO_LT                   dropped_view_zero_log_timestamp    dropped_insertion_zero_log_timestamp /
- *                                                                    dropped_impression_zero_log_timestamp
- *   RHS_ZERO_LT                   dropped_delivery_log_zero_log_timestamp  dropped_impression_zero_log_timestamp /
- *                                                                    dropped_action_zero_log_timestamp
+ *   LATE                   late_view_responseinsertions; late_insertion_impressions;
+ *                          late_impression_actions (TinyEvents)
+ *   DROPPED                dropped_view_responseinsertions (TinyDeliveryLog; never produced: J1
+ *                          is right outer); dropped_insertion_impressions;
+ *                          dropped_impression_actions (the raw tiny child)
+ *   MISMATCH               mismatch_error for all three (REC_MISMATCH_ERROR rows)
+ *   DUPLICATE_LHS          duplicate_view; duplicate_insertion; duplicate_impression
+ *   RHS_WITHOUT_KEY        dropped_delivery_log_without_key; dropped_impression_without_key;
+ *                          dropped_action_without_key
+ *   RHS_DUPLICATE_PENDING  dropped_delivery_log_duplicate_pending;
+ *                          dropped_impression_duplicate_pending; dropped_action_duplicate_pending
+ *   LHS_ZERO_LT            dropped_view_zero_log_timestamp; dropped_insertion_zero_log_timestamp;
+ *                          dropped_impression_zero_log_timestamp
+ *   RHS_ZERO_LT            dropped_delivery_log_zero_log_timestamp;
+ *                          dropped_impression_zero_log_timestamp; dropped_action_zero_log_timestamp
  *
- * (J2's child and J3's parent are both impressions, so both operators may feed one
+ * J2's child and J3's parent are both impressions, so both operators may feed one
  * dropped_impression_zero_log_timestamp table; J3's parents come out of J2 with the impression's
- * non-zero time, so in this job only J2 fills it.) J3's child key is action_id + U+0001 +
- * content_id and is never blank, so dropped_action_without_key stays empty, as in the reference. */
+ * non-zero time, so in this job only J2 fills it. J3's child key is action_id + U+0001 +
+ * content_id and is never blank, so dropped_action_without_key stays empty, as in the reference.
+ */
 #ifndef LOGPROC_JOIN_INSTANCES_H
 #define LOGPROC_JOIN_INSTANCES_H
 
@@ -71,11 +70,12 @@ void join_instances_params_default(join_instances_params *p);
 
 /* Add J1, J2, J3 under uid (the flat-output job passes "join-view-insertion",
  * "join-insertion-impression", "join-impression-action"). p is read during the call only.
- * Returns 0 with *out, or -1 (out of memory, a multiplier below 1, more than 64 content id keys). */
+ * Returns 0 with *out, or -1 (out of memory, a multiplier below 1, more than 64 content id
+ * keys). */
 int join_view_insertion_op_add(rt_graph *g, const char *uid, const join_instances_params *p,
                                rt_op **out);
-int join_insertion_impression_op_add(rt_graph *g, const char *uid,
-                                     const join_instances_params *p, rt_op **out);
+int join_insertion_impression_op_add(rt_graph *g, const char *uid, const join_instances_params *p,
+                                     rt_op **out);
 int join_impression_action_op_add(rt_graph *g, const char *uid, const join_instances_params *p,
                                   rt_op **out);
 
