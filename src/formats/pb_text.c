@@ -6,108 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/java_text.h"
 #include "formats/pb_private.h"
 #include "formats/pb_util.h"
-
-/* ---- numbers as Java prints them ---------------------------------------------- */
-
-/* Shortest decimal digits that read back to v (as float when is_float): the digits without a
- * point into digits[], the decimal exponent of the first digit into *exp10. */
-static void shortest_digits(double v, int is_float, char *digits, int *exp10)
-{
-    char tmp[48];
-    int maxp = is_float ? 9 : 17;
-    int p;
-    for (p = 1; p <= maxp; p++) {
-        snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
-        if (is_float ? strtof(tmp, NULL) == (float)v : strtod(tmp, NULL) == v) break;
-    }
-    if (p == 1) {
-        /* Java (JDK 19+ specification): when one digit is enough, two-digit candidates
-         * compete too and the closest to v wins: Float.MIN_VALUE is 1.4E-45, not 1.0E-45 */
-        char two[48];
-        snprintf(two, sizeof two, "%.1e", v);
-        int ok2 = is_float ? strtof(two, NULL) == (float)v : strtod(two, NULL) == v;
-        /* distances of the decimals themselves: long double holds them apart */
-        long double x = v, d1 = strtold(tmp, NULL), d2 = strtold(two, NULL);
-        if (ok2 && fabsl(d2 - x) < fabsl(d1 - x)) memcpy(tmp, two, sizeof two);
-    }
-    /* tmp is "[-]d[.ddd]e[+-]xx" */
-    const char *c = tmp;
-    if (*c == '-') c++;
-    int n = 0;
-    for (; *c && *c != 'e'; c++)
-        if (*c != '.') digits[n++] = *c;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    digits[n] = 0;
-    *exp10 = atoi(c + 1);
-}
-
-static void java_fp(double v, int is_float, char *buf, size_t cap)
-{
-    if (isnan(v)) {
-        snprintf(buf, cap, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(buf, cap, v < 0 ? "-Infinity" : "Infinity");
-        return;
-    }
-    if (v == 0) {
-        snprintf(buf, cap, signbit(v) ? "-0.0" : "0.0");
-        return;
-    }
-    char digits[32];
-    int e;
-    shortest_digits(v, is_float, digits, &e);
-    const char *sign = v < 0 ? "-" : "";
-    int nd = (int)strlen(digits);
-    char out[96];
-    size_t o = 0;
-    if (e >= -3 && e < 7) {
-        if (e >= 0) {
-            /* integer part: digits[0..e], zero-padded */
-            for (int i = 0; i <= e; i++)
-                out[o++] = i < nd ? digits[i] : '0';
-            out[o++] = '.';
-            if (nd > e + 1)
-                for (int i = e + 1; i < nd; i++)
-                    out[o++] = digits[i];
-            else
-                out[o++] = '0';
-        } else {
-            out[o++] = '0';
-            out[o++] = '.';
-            for (int i = 0; i < -e - 1; i++)
-                out[o++] = '0';
-            for (int i = 0; i < nd; i++)
-                out[o++] = digits[i];
-        }
-        out[o] = 0;
-        snprintf(buf, cap, "%s%s", sign, out);
-    } else {
-        out[o++] = digits[0];
-        out[o++] = '.';
-        if (nd > 1)
-            for (int i = 1; i < nd; i++)
-                out[o++] = digits[i];
-        else
-            out[o++] = '0';
-        out[o] = 0;
-        snprintf(buf, cap, "%s%sE%d", sign, out, e);
-    }
-}
-
-void pbtext_format_float(float f, char *buf, size_t cap)
-{
-    java_fp((double)f, 1, buf, cap);
-}
-
-void pbtext_format_double(double d, char *buf, size_t cap)
-{
-    java_fp(d, 0, buf, cap);
-}
 
 /* ---- printing ------------------------------------------------------------------ */
 
@@ -197,11 +98,11 @@ static void print_value(printer *p, const ProtobufCFieldDescriptor *f, const voi
         fprintf(o, "%" PRIu64, *(const uint64_t *)v);
         break;
     case PROTOBUF_C_TYPE_FLOAT:
-        pbtext_format_float(*(const float *)v, num, sizeof num);
+        java_float_string(*(const float *)v, num, sizeof num);
         fputs(num, o);
         break;
     case PROTOBUF_C_TYPE_DOUBLE:
-        pbtext_format_double(*(const double *)v, num, sizeof num);
+        java_double_string(*(const double *)v, num, sizeof num);
         fputs(num, o);
         break;
     case PROTOBUF_C_TYPE_BOOL:

@@ -36,8 +36,5 @@ int pbtext_print(FILE *out, const ProtobufCMessage *m);
  * Returns 0, or -1 when out of memory. */
 int pbtext_format(const ProtobufCMessage *m, char **text, size_t *len);
 
-/* Java's Float.toString(f) and Double.toString(d) into buf (at least 32 bytes). */
-void pbtext_format_float(float f, char *buf, size_t cap);
-void pbtext_format_double(double d, char *buf, size_t cap);
 
 #endif

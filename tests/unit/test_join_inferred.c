@@ -284,7 +284,7 @@ static void run_store_to_item(bool configured)
         assert_string_equal(g->content, "content2");
         assert_int_equal(g->ts, 70);
         char want[IDN];
-        snprintf(want, sizeof want, "%d:content1", tiny_java_hash("storeId", 7));
+        snprintf(want, sizeof want, "%d:content1", java_string_hash("storeId", 7));
         assert_string_equal(g->other, want);
         assert_int_equal(on_port(h, DROPPED), 0);
     }

@@ -16,6 +16,7 @@
 
 #include "formats/pb_util.h"
 #include "jobs/common_ops.h"
+#include "formats/java_text.h"
 #include "jobs/join/inferred_join.h"
 #include "jobs/join/join_instances.h"
 #include "jobs/join/join_records.h"
@@ -229,7 +230,7 @@ static inline Event__TinyEvent *ev(harness *h, int64_t ts, const char *spec)
             *e = (Event__TinyEvent__OtherContentIdsEntry)
                 EVENT__TINY_EVENT__OTHER_CONTENT_IDS_ENTRY__INIT;
             e->has_key = 1;
-            e->key = tiny_java_hash(val, strlen(val));
+            e->key = java_string_hash(val, strlen(val));
             e->value = colon + 1;
             oth[t->n_other_content_ids++] = e;
         } else {

@@ -1,7 +1,7 @@
 /* Java string and number semantics of the tiny records (src/jobs/join/tiny.h): String.hashCode
  * over UTF-16 code units (the other_content_ids keys) and Double.toString (numbers as content
  * ids). The expected strings were printed by a JVM (OpenJDK 17) for the listed bit patterns; all
- * are below 1e16, where the Java 19+ algorithm that tiny_java_double follows and the older one
+ * are below 1e16, where the Java 19+ algorithm that java_double_string follows and the older one
  * print the same, except the block marked Java 19+. */
 #include <math.h>
 #include <setjmp.h>
@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "formats/java_text.h"
+
 #include "jobs/join/tiny.h"
 
 static double from_bits(uint64_t b)
@@ -25,7 +27,7 @@ static double from_bits(uint64_t b)
 
 static const char *jd(double v, char *buf)
 {
-    tiny_java_double(v, buf);
+    java_double_string(v, buf, JAVA_DOUBLE_CHARS);
     return buf;
 }
 
@@ -34,26 +36,26 @@ static const char *jd(double v, char *buf)
 static void test_hash_code_of_spec_examples(void **state)
 {
     (void)state;
-    assert_int_equal(tiny_java_hash("store", 5), 109770977);
-    assert_int_equal(tiny_java_hash("owner", 5), 106164915);
-    assert_int_equal(tiny_java_hash("storeId", 7), -1884271140); /* wraps past 2^31 */
-    assert_int_equal(tiny_java_hash("", 0), 0);
+    assert_int_equal(java_string_hash("store", 5), 109770977);
+    assert_int_equal(java_string_hash("owner", 5), 106164915);
+    assert_int_equal(java_string_hash("storeId", 7), -1884271140); /* wraps past 2^31 */
+    assert_int_equal(java_string_hash("", 0), 0);
 }
 
 static void test_hash_code_counts_utf16_code_units(void **state)
 {
     (void)state;
     /* U+1F600 is two UTF-16 units (D83D DE00): "\uD83D\uDE00".hashCode() == 1772899 */
-    assert_int_equal(tiny_java_hash("\xf0\x9f\x98\x80", 4), 1772899);
+    assert_int_equal(java_string_hash("\xf0\x9f\x98\x80", 4), 1772899);
     /* U+00E9 is one unit: 233 */
-    assert_int_equal(tiny_java_hash("\xc3\xa9", 2), 233);
+    assert_int_equal(java_string_hash("\xc3\xa9", 2), 233);
     /* U+20AC then 'a': 31 * 0x20AC + 97 */
-    assert_int_equal(tiny_java_hash("\xe2\x82\xac"
+    assert_int_equal(java_string_hash("\xe2\x82\xac"
                                     "a",
                                     4),
                      31 * 0x20AC + 97);
     /* a malformed byte is U+FFFD, as Java's decoder makes it */
-    assert_int_equal(tiny_java_hash("\xff", 1), 0xFFFD);
+    assert_int_equal(java_string_hash("\xff", 1), 0xFFFD);
 }
 
 static void test_content_id_keys_are_hashed_in_flag_order(void **state)
@@ -247,10 +249,10 @@ static const struct {
 static void test_double_to_string_matches_java_on_vectors(void **state)
 {
     (void)state;
-    char buf[TINY_DOUBLE_CHARS];
+    char buf[JAVA_DOUBLE_CHARS];
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
         double d = from_bits(vectors[i].bits);
-        size_t n = tiny_java_double(d, buf);
+        size_t n = java_double_string(d, buf, sizeof buf);
         if (strcmp(buf, vectors[i].java))
             fail_msg("bits %016llx: got %s, Java prints %s", (unsigned long long)vectors[i].bits,
                      buf, vectors[i].java);
@@ -261,7 +263,7 @@ static void test_double_to_string_matches_java_on_vectors(void **state)
 static void test_double_to_string_spec_examples(void **state)
 {
     (void)state;
-    char b[TINY_DOUBLE_CHARS];
+    char b[JAVA_DOUBLE_CHARS];
     assert_string_equal(jd(1, b), "1.0");
     assert_string_equal(jd(2.3, b), "2.3");
     assert_string_equal(jd(1e7, b), "1.0E7");
@@ -280,7 +282,7 @@ static void test_double_to_string_spec_examples(void **state)
 static void test_double_to_string_is_shortest_where_old_java_was_not(void **state)
 {
     (void)state;
-    char b[TINY_DOUBLE_CHARS];
+    char b[JAVA_DOUBLE_CHARS];
     assert_string_equal(jd(2e23, b), "2.0E23");
     assert_string_equal(jd(1e23, b), "1.0E23");
     assert_string_equal(jd(8.41e21, b), "8.41E21");
@@ -294,13 +296,13 @@ static void test_double_to_string_round_trips_and_is_shortest(void **state)
 {
     (void)state;
     uint64_t s = 0x9e3779b97f4a7c15ull;
-    char b[TINY_DOUBLE_CHARS];
+    char b[JAVA_DOUBLE_CHARS];
     for (int i = 0; i < 20000; i++) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         double d = from_bits(s);
         if (isnan(d) || isinf(d)) continue;
-        size_t n = tiny_java_double(d, b);
-        assert_true(n < TINY_DOUBLE_CHARS);
+        size_t n = java_double_string(d, b, sizeof b);
+        assert_true(n < JAVA_DOUBLE_CHARS);
         char *end;
         double back = strtod(b, &end);
         assert_int_equal(*end, 0);

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "formats/java_text.h"
+
 #include "formats/pb_util.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "jobs/common_ops.h"
@@ -191,8 +193,8 @@ static void test_impression_becomes_tiny_event_with_other_content_ids(void **sta
     snprintf(
         want, sizeof want,
         "p=1 u=u1 lt=20 v=v1 r=r1 i=i1 c=c1 m=m1 a=- o={%d=s1,%d=12.0,%d=true,%d=,%d=,%d=false}",
-        tiny_java_hash("storeId", 7), 106164915, tiny_java_hash("flag", 4),
-        tiny_java_hash("nested", 6), tiny_java_hash("nothing", 7), tiny_java_hash("off", 3));
+        java_string_hash("storeId", 7), 106164915, java_string_hash("flag", 4),
+        java_string_hash("nested", 6), java_string_hash("nothing", 7), java_string_hash("off", 3));
     assert_string_equal(buf, want);
 
     /* without keys: no other ids at all */
@@ -422,7 +424,7 @@ static void test_tiny_insertion_other_ids_come_from_request_then_request_inserti
     assert_int_equal(tiny_of_combined(&c, &k, A(), &t), 0);
     const Event__TinyInsertion *a = t.response_insertion[0], *b = t.response_insertion[1];
     assert_int_equal(a->n_other_content_ids, 2);
-    assert_int_equal(a->other_content_ids[0]->key, tiny_java_hash("storeId", 7));
+    assert_int_equal(a->other_content_ids[0]->key, java_string_hash("storeId", 7));
     assert_string_equal(a->other_content_ids[0]->value, "s1"); /* first request insertion */
     assert_int_equal(a->other_content_ids[1]->key, 106164915);
     assert_string_equal(a->other_content_ids[1]->value, "o0");
@@ -492,7 +494,7 @@ static void test_tiny_op_emits_with_the_input_ts_and_the_user_key(void **state)
     char want[512];
     snprintf(want, sizeof want,
              "ts=1234 key=258:u1 p=258 u=u1 lt=50 v=- r=- i=- c=content2 m=- a=act1 o={%d=s1}",
-             tiny_java_hash("storeId", 7));
+             java_string_hash("storeId", 7));
     assert_string_equal(c.lines[1], want);
     rt_graph_free(g);
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "formats/java_text.h"
+
 #include "formats/pb_private.h"
 #include "formats/pb_text.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -26,14 +28,14 @@ static void assert_text(const ProtobufCMessage *m, const char *want)
 static void assert_float(float f, const char *want)
 {
     char buf[48];
-    pbtext_format_float(f, buf, sizeof buf);
+    java_float_string(f, buf, sizeof buf);
     assert_string_equal(buf, want);
 }
 
 static void assert_double(double d, const char *want)
 {
     char buf[48];
-    pbtext_format_double(d, buf, sizeof buf);
+    java_double_string(d, buf, sizeof buf);
     assert_string_equal(buf, want);
 }
 

@@ -2,6 +2,8 @@
  * (spec/flat-output.md §7.9, §7.10). */
 #include "jobs/join/join_instances.h"
 
+#include "formats/java_text.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -465,7 +467,7 @@ static int add(rt_graph *g, const char *uid, const join_instances_params *p, int
         in->nkeys = p->n_content_id_field_keys;
         for (size_t k = 0; k < in->nkeys; k++) {
             const char *name = p->content_id_field_keys[k] ? p->content_id_field_keys[k] : "";
-            in->hash[k] = tiny_java_hash(name, strlen(name));
+            in->hash[k] = java_string_hash(name, strlen(name));
         }
     }
     inferred_join_config c = {

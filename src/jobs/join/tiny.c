@@ -1,5 +1,7 @@
 #include "jobs/join/tiny.h"
 
+#include "formats/java_text.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,193 +13,6 @@
 #include "jobs/join/combine_delivery_log.h"
 #include "jobs/join/join_records.h"
 
-/* ============================== Java semantics ============================== */
-
-/* Decodes one code point of UTF-8 at s (n > 0 bytes left) into *cp; returns the bytes used.
- * A malformed sequence uses one byte and gives U+FFFD. */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2, v = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3, v = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        *cp = 0xfffd;
-        return 1;
-    }
-    if (len > n) {
-        *cp = 0xfffd;
-        return 1;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            *cp = 0xfffd;
-            return 1;
-        }
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-        *cp = 0xfffd;
-        return 1;
-    }
-    *cp = v;
-    return len;
-}
-
-int32_t tiny_java_hash(const char *s, size_t len)
-{
-    /* unsigned arithmetic wraps like Java's int */
-    uint32_t h = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    while (len) {
-        uint32_t cp;
-        size_t k = utf8_next(p, len, &cp);
-        p += k, len -= k;
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            h = 31 * h + (0xd800 + (cp >> 10));
-            h = 31 * h + (0xdc00 + (cp & 0x3ff));
-        } else {
-            h = 31 * h + cp;
-        }
-    }
-    return (int32_t)h;
-}
-
-/* A decimal candidate: digits d[0..n) with d[0] != '0' and value d[0].d[1..] x 10^e. */
-typedef struct dec {
-    char d[24];
-    int n, e;
-} dec;
-
-static int dec_rounds_to(const dec *c, double x)
-{
-    char s[48];
-    snprintf(s, sizeof s, "0.%.*se%d", c->n, c->d, c->e + 1);
-    return strtod(s, NULL) == x;
-}
-
-/* The decimal with at most p significant digits closest to x among those that round to x, or
- * 0 if none does. glibc's printf rounds exactly (ties to even), so the p-digit rounding D of x
- * is the nearest p-digit decimal; the nearest one on the other side of x is D+1 or D-1 (at a
- * finer step when D is a power of ten, since the grid below 10^e is ten times denser). When D
- * does not round to x at most one of its neighbours can (the doubles rounding to x form an
- * interval around x, and D lies between x and either neighbour... or between the neighbours). */
-static int pick(double x, int p, dec *out)
-{
-    char s[48];
-    snprintf(s, sizeof s, "%.*e", p - 1, x);
-    dec D = {.n = 0};
-    const char *q = s;
-    for (; *q && *q != 'e'; q++)
-        if (*q >= '0' && *q <= '9') D.d[D.n++] = *q;
-    D.e = atoi(q + 1);
-    if (dec_rounds_to(&D, x)) {
-        *out = D;
-        return 1;
-    }
-    dec up = D;
-    int i = up.n - 1;
-    while (i >= 0 && up.d[i] == '9')
-        up.d[i--] = '0';
-    if (i >= 0) {
-        up.d[i]++;
-    } else { /* 99..9 + 1 = 10^n: one decade up */
-        up.d[0] = '1';
-        up.e++;
-    }
-    if (dec_rounds_to(&up, x)) {
-        *out = up;
-        return 1;
-    }
-    dec lo = D;
-    int pow10 = lo.d[0] == '1';
-    for (int k = 1; k < lo.n && pow10; k++)
-        pow10 = lo.d[k] == '0';
-    if (pow10) {
-        memset(lo.d, '9', (size_t)lo.n);
-        lo.e--;
-    } else {
-        i = lo.n - 1;
-        while (lo.d[i] == '0')
-            lo.d[i--] = '9';
-        lo.d[i]--;
-    }
-    if (dec_rounds_to(&lo, x)) {
-        *out = lo;
-        return 1;
-    }
-    return 0;
-}
-
-size_t tiny_java_double(double v, char *buf)
-{
-    if (isnan(v)) return (size_t)sprintf(buf, "NaN");
-    if (isinf(v)) return (size_t)sprintf(buf, v > 0 ? "Infinity" : "-Infinity");
-    if (v == 0) return (size_t)sprintf(buf, signbit(v) ? "-0.0" : "0.0");
-    double x = fabs(v);
-    /* "some decimal of at most p digits rounds to x" only turns from false to true as p grows
-     * (and 17 digits always do), so the shortest length m is found by bisection */
-    dec c = {.n = 0};
-    int lo = 1, hi = 17;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (pick(x, mid, &c))
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    int m = lo;
-    pick(x, m, &c);
-    /* Java: when one digit suffices, the closest decimal of one or two digits wins
-     * (4.9E-324, not 5.0E-324) */
-    if (m == 1) pick(x, 2, &c);
-    while (c.n > 1 && c.d[c.n - 1] == '0')
-        c.n--;
-
-    char *o = buf;
-    if (v < 0) *o++ = '-';
-    if (c.e >= -3 && c.e < 7) {
-        if (c.e >= 0) {
-            for (int k = 0; k <= c.e; k++)
-                *o++ = k < c.n ? c.d[k] : '0';
-            *o++ = '.';
-            if (c.n > c.e + 1) {
-                for (int k = c.e + 1; k < c.n; k++)
-                    *o++ = c.d[k];
-            } else {
-                *o++ = '0';
-            }
-        } else {
-            *o++ = '0';
-            *o++ = '.';
-            for (int k = 0; k < -c.e - 1; k++)
-                *o++ = '0';
-            for (int k = 0; k < c.n; k++)
-                *o++ = c.d[k];
-        }
-        *o = 0;
-    } else {
-        *o++ = c.d[0];
-        *o++ = '.';
-        if (c.n > 1) {
-            for (int k = 1; k < c.n; k++)
-                *o++ = c.d[k];
-        } else {
-            *o++ = '0';
-        }
-        o += sprintf(o, "E%d", c.e);
-    }
-    return (size_t)(o - buf);
-}
 
 /* ============================== keys ============================== */
 
@@ -212,7 +27,7 @@ int tiny_keys_init(tiny_keys *k, const char *const *names, size_t n, char *err, 
     for (size_t i = 0; i < n; i++) {
         const char *s = names[i] ? names[i] : "";
         k->name[i] = s;
-        k->hash[i] = tiny_java_hash(s, strlen(s));
+        k->hash[i] = java_string_hash(s, strlen(s));
     }
     k->n = n;
     return 0;
@@ -312,8 +127,8 @@ static int collect(const Common__Properties *props, const tiny_keys *keys, Proto
                 s = v->string_value ? v->string_value : "";
                 break;
             case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: {
-                char num[TINY_DOUBLE_CHARS];
-                size_t n = tiny_java_double(v->number_value, num);
+                char num[JAVA_DOUBLE_CHARS];
+                size_t n = java_double_string(v->number_value, num, sizeof num);
                 if (!(s = astrdup(a, num, n))) return -1;
                 break;
             }

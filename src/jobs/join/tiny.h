@@ -22,23 +22,7 @@
 
 /* ---- Java string and number semantics ---- */
 
-/* Java's String.hashCode of the UTF-8 string s (len bytes): h = 31*h + c over its UTF-16 code
- * units (a code point above U+FFFF counts as its two surrogates), in 32-bit wrapping
- * arithmetic. An invalid UTF-8 byte counts as U+FFFD, as Java's decoder would make it.
- * "store" -> 109770977. O(len). */
-int32_t tiny_java_hash(const char *s, size_t len);
-
-/* Longest output of tiny_java_double, NUL included ("-2.2250738585072014E-308"). */
-#define TINY_DOUBLE_CHARS 32
-
-/* Java's Double.toString(v) into buf (at least TINY_DOUBLE_CHARS bytes), NUL-terminated; returns
- * the length. The digits are those the Java 19+ specification defines: the shortest decimal
- * that rounds to v (two digits when one would do, if two are closer), the closest to v among
- * them, ties to the even digit. Plain notation with at least one fraction digit for
- * 1e-3 <= |v| < 1e7 ("1.0", "2.3", "0.001"), otherwise d.dddE<n> ("1.0E7", "4.9E-324");
- * "NaN", "Infinity", "-Infinity", "0.0", "-0.0". Java 8-18 print a longer string for some
- * values of 1e16 and above (docs/JOIN.md). Cost: up to 17 rounds of printf + strtod. */
-size_t tiny_java_double(double v, char *buf);
+/* Java's String.hashCode and Double.toString live in formats/java_text.h. */
 
 /* ---- --contentIdFieldKeys ---- */
 
@@ -96,7 +80,7 @@ int tiny_of_combined(const Event__CombinedDeliveryLog *c, const tiny_keys *keys,
 
 /* The other content ids of props for keys, in key order (a later key with the same hash
  * replaces the earlier value in place): string values as they are, numbers by
- * tiny_java_double, booleans "true"/"false", other kinds "" (§6). Only the top level of
+ * java_double_string, booleans "true"/"false", other kinds "" (§6). Only the top level of
  * properties.struct is read; a key repeated inside the struct takes its last value, as a
  * protobuf map does. Entries (and number strings) come from alloc. Returns 0 or -1. */
 int tiny_other_content_ids(const Common__Properties *props, const tiny_keys *keys,
