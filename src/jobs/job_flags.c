@@ -224,3 +224,10 @@ void job_log_request_topic(const job_common_opts *o, char *buf, size_t cap)
     else
         snprintf(buf, cap, "tracking.%s.log-request", o->metricsApiKafkaDataset);
 }
+
+bool job_sink_disabled(const job_common_opts *o, const char *uid)
+{
+    for (size_t i = 0; i < o->disableS3Sink.n; i++)
+        if (!strcmp(o->disableS3Sink.items[i], uid)) return true;
+    return false;
+}

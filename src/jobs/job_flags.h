@@ -86,6 +86,9 @@ const char *job_output_root(const job_common_opts *o);
 int job_output_path(const job_common_opts *o, const char *const *parts, size_t nparts, char *buf,
                     size_t cap);
 
+/* True when --disableS3Sink names the sink uid. */
+bool job_sink_disabled(const job_common_opts *o, const char *uid);
+
 /* The LogRequest topic: --logRequestTopicOverride, else tracking.<metricsApiKafkaDataset>.log-request. */
 void job_log_request_topic(const job_common_opts *o, char *buf, size_t cap);
 

@@ -236,13 +236,6 @@ typedef struct build {
     size_t errlen;
 } build;
 
-static bool disabled(const job_common_opts *c, const char *uid)
-{
-    for (size_t i = 0; i < c->disableS3Sink.n; i++)
-        if (!strcmp(c->disableS3Sink.items[i], uid)) return true;
-    return false;
-}
-
 static int fail(build *b, const char *what)
 {
     const char *why = rt_graph_error(b->g);
@@ -262,7 +255,7 @@ static int add_table(build *b, rt_op *from, int port, const char *dir, const cha
 {
     char uid[RT_UID_MAX], path[4096], sub[256];
     snprintf(uid, sizeof uid, "sink-s3-%s-%s", dir, name);
-    if (disabled(b->c, uid) || (!b->c->logAvro && !b->c->logParquet)) return 0;
+    if (job_sink_disabled(b->c, uid) || (!b->c->logAvro && !b->c->logParquet)) return 0;
     snprintf(sub, sizeof sub, "%s/%s", dir, name);
     const char *parts[] = {sub};
     if (job_output_path(b->c, parts, 1, path, sizeof path)) return fail(b, "output path too long");

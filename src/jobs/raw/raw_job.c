@@ -305,13 +305,6 @@ typedef struct build_ctx {
     size_t errlen;
 } build_ctx;
 
-static bool sink_disabled(const job_common_opts *c, const char *uid)
-{
-    for (size_t i = 0; i < c->disableS3Sink.n; i++)
-        if (!strcmp(c->disableS3Sink.items[i], uid)) return true;
-    return false;
-}
-
 /* Adds sink-s3-<dir with / as -> for table dir ("raw/view"), fed from `from` port `port`.
  * A proto table takes desc; a derived table takes its schema name. */
 static int add_sink(build_ctx *b, rt_op *from, int port, const char *dir,
@@ -321,7 +314,7 @@ static int add_sink(build_ctx *b, rt_op *from, int port, const char *dir,
     snprintf(uid, sizeof uid, "sink-s3-%s", dir);
     for (char *p = uid; *p; p++)
         if (*p == '/') *p = '-';
-    if (sink_disabled(b->c, uid)) return 0;
+    if (job_sink_disabled(b->c, uid)) return 0;
     if (desc && !b->c->logAvro && !b->c->logParquet) return 0;
     const char *parts[] = {dir};
     if (job_output_path(b->c, parts, 1, path, sizeof path)) {
