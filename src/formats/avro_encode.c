@@ -9,6 +9,8 @@
  */
 #include "formats/avro_encode.h"
 
+#include "formats/pb_util.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -134,36 +136,6 @@ static int put_long_r(enc *e, int64_t v)
 
 /* ---- protobuf messages ----------------------------------------------------------------------- */
 
-/* Size of one element of a repeated field's C array. */
-static size_t elt_size(uint8_t pb_type)
-{
-    switch ((ProtobufCType)pb_type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    }
-    return 0;
-}
 
 /* Counts the values in the fields this depth-limited copy left out. */
 static void count_cut(enc *e, const avsc_record *r, const uint8_t *m)
@@ -280,7 +252,7 @@ static int enc_repeated(enc *e, const avsc_record *r, const avsc_field *f, const
         }
         RESERVE(e, 0, r->max_fixed);
     } else {
-        size_t sz = elt_size(f->pb_type);
+        size_t sz = pb_type_size((ProtobufCType)f->pb_type);
         for (size_t k = 0; k < n; k++)
             if (enc_item(e, f, arr + k * sz, r->max_fixed)) return -1;
     }

@@ -162,7 +162,7 @@ int pb_arena_cap_hit(const pb_arena *a)
 
 /* ---- field access -------------------------------------------------------- */
 
-static size_t elt_size(ProtobufCType t)
+size_t pb_type_size(ProtobufCType t)
 {
     switch (t) {
     case PROTOBUF_C_TYPE_INT32:
@@ -221,7 +221,7 @@ int pb_field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *
     case PROTOBUF_C_TYPE_BOOL:
         return *(const protobuf_c_boolean *)member != 0;
     default:
-        if (elt_size(f->type) == 8) return *(const uint64_t *)member != 0;
+        if (pb_type_size(f->type) == 8) return *(const uint64_t *)member != 0;
         return *(const uint32_t *)member != 0;
     }
 }
@@ -238,7 +238,7 @@ const void *pb_field_value(const ProtobufCMessage *m, const ProtobufCFieldDescri
     const char *member = (const char *)m + f->offset;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         const char *arr = *(const char *const *)member;
-        return arr + i * elt_size(f->type);
+        return arr + i * pb_type_size(f->type);
     }
     return member;
 }

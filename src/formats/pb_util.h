@@ -73,6 +73,9 @@ int pb_arena_cap_hit(const pb_arena *a);
  */
 int pb_field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
 
+/* Bytes of one value of type t in a protobuf-c struct (an element of a repeated field's array). */
+size_t pb_type_size(ProtobufCType t);
+
 /* Number of elements of a repeated field; 1 or 0 (pb_field_present) otherwise. */
 size_t pb_field_count(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
 
