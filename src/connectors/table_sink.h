@@ -32,7 +32,7 @@ typedef struct table_format {
 } table_format;
 
 typedef struct table_sink_config {
-    const char *dir;    /* table directory, created if missing (copied) */
+    const char *dir;    /* table directory, created with the first part (copied) */
     const char *run_id; /* 8 hex digits (copied) */
     const char *task;   /* task label (copied), e.g. "0" */
     bool daily;         /* dt= partitions only, no hour= */
@@ -50,8 +50,8 @@ typedef struct table_sink_stats {
     uint64_t commits;
 } table_sink_stats;
 
-/* Creates the sink (and cfg->dir). Nothing is written before the first record. Returns 0, or -1
- * with err naming the directory. */
+/* Creates the sink. Nothing is written, and no directory made, before the first record (a table
+ * that receives nothing has no directory). Returns 0, or -1 when out of memory. */
 int table_sink_new(const table_sink_config *cfg, table_sink **out, char *err, size_t errlen);
 
 /* Appends an encoded record to the part of the partition containing ts_ms (UTC), opening it when

@@ -153,7 +153,7 @@ static void *metrics_logger_main(void *arg)
         until.tv_nsec += (ml->interval_ms % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
         if (pthread_cond_timedwait(&ml->cv, &ml->mu, &until) != ETIMEDOUT) continue;
-        log_metrics(ml->m, have_prev ? &prev : NULL, &cur, "numRecordsOut,numInvalid");
+        log_metrics(ml->m, have_prev ? &prev : NULL, &cur, "numRecordsOut,numInvalid,stateBytes");
         if (have_prev) rt_metrics_snap_free(&prev);
         prev = cur;
         have_prev = 1;
@@ -254,6 +254,9 @@ int job_run_main(const job_def *def, int argc, char **argv)
             .metrics = metrics,
             .mem = mem,
             .wm = {.max_out_of_orderness = c.maxLogRequestOutOfOrderness},
+            /* the watermark follows every record (spec flat-output §8.1): outputs do not
+             * depend on how records are batched */
+            .watermark_every = 1,
             .no_drain = !c.drain,
         };
         rt_op *root;
