@@ -439,6 +439,31 @@ def frame_stage(sym, dso, own_bin, mods):
     return OTHER
 
 
+def sample_stacks(script_text):
+    """Yields each sample's frames, innermost first, as (symbol, dso). perf prints a function
+    inlined into another as "name (inlined)" just above the frame of the function holding it: such
+    a frame takes the object of that function, and its symbol becomes "holder.inl.name", so that
+    module look-ups (by the part before the first dot) find the holder (static helpers of
+    different files may share a name; the holder's name is unique)."""
+    frames = []
+    for line in script_text.splitlines() + [""]:
+        m = FRAME.match(line)
+        if m:
+            frames.append([m.group(2), m.group(3)])
+            continue
+        if frames:
+            below_dso, below_sym = "", ""
+            for f in reversed(frames):
+                if f[1] == "inlined":
+                    f[1] = below_dso
+                    if below_sym:
+                        f[0] = below_sym.split(".")[0] + ".inl." + f[0]
+                else:
+                    below_dso, below_sym = f[1], f[0]
+            yield [tuple(f) for f in frames]
+        frames = []
+
+
 def attribute_samples(script_text, own_bin, mods):
     stages, leaves, owners = {}, {}, {}
     total = 0
@@ -468,20 +493,8 @@ def attribute_samples(script_text, own_bin, mods):
         o = owners.setdefault(owner, {"samples": 0, "stage": stage})
         o["samples"] += 1
 
-    frames, last_dso = [], ""
-    for line in script_text.splitlines():
-        m = FRAME.match(line)
-        if not m:
-            account(frames)
-            frames = []
-            continue
-        sym, dso = m.group(2), m.group(3)
-        if dso == "inlined":
-            dso = last_dso  # an inlined frame lives in the object of the frame below it
-        else:
-            last_dso = dso
-        frames.append((sym, dso))
-    account(frames)
+    for frames in sample_stacks(script_text):
+        account(frames)
     return total, stages, leaves, owners
 
 
@@ -614,10 +627,447 @@ def table_text(res):
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- flat-output
+#
+# The flat-output job (decode -> validation, dedupe, filters -> three inferred joins -> merge
+# details -> pivots -> Avro and record files) on a smaller workload than raw-output's: one run
+# over the 1M-LogRequest file takes minutes and over 10 GB (docs/PERFORMANCE.md), so five would
+# not fit the budget of `make bench`. Its unit is the child record (views, delivery logs,
+# impressions and actions of the input), per core (--parallelism 1), and its baseline the same
+# checked decode of the same file, in the same rounds.
+
+FLAT_USERS = 200  # 125,975 LogRequests, 373,310 child records
+GOAL_CHILD_PER_S = 300_000
+GOAL_FLAT_RATIO = 0.4
+GOAL_INDEX_BYTES = 128
+CHILD_KINDS = ("view", "delivery_log", "impression", "action")
+STATE_INTERVAL = "PT0.25S"
+
+
+def flat_output_argv(logproc, src, out_dir, run_no, extra=()):
+    return [logproc, "run", "flat-output", "--source", src, "-o", out_dir, "--parallelism", "1",
+            "--runId", "%08x" % (0xf1000000 + run_no)] + list(extra)
+
+
+def one_flat(logproc, src, meta, run_no):
+    out_dir = os.path.join(WORK, "flat-out")
+    fresh_dir(out_dir)
+    out, err = os.path.join(WORK, "flat-output.out"), os.path.join(WORK, "flat-output.err")
+    os.sync()
+    m = run_measured(flat_output_argv(logproc, src, out_dir, run_no), out, err)
+    if m["exit_code"] != 0:
+        fail("flat-output failed (exit %d)" % m["exit_code"], err)
+    tables = parse_summary(read_text(out), out_dir)
+    if not tables:
+        fail("flat-output printed no summary table:\n" + read_text(out))
+    m["tables"] = tables
+    m["rows"] = sum(t["rows"] for t in tables.values())
+    m["output_bytes"] = sum(t["bytes"] for t in tables.values())
+    m["log_requests"] = meta["log_requests"]
+    imps = tables.get("etl/joined_impression", {}).get("rows")
+    if imps != meta["children"]["impression"]:
+        fail("etl/joined_impression has %r rows, the workload has %d impressions"
+             % (imps, meta["children"]["impression"]))
+    fresh_dir(out_dir)
+    return m
+
+
+def child_records(meta):
+    return sum(meta["children"][k] for k in CHILD_KINDS)
+
+
+METRIC_LINE = re.compile(r"^ts=(\S+) .*component=metrics (\w+) operator=(\S+) .*value=(-?[\d.]+)")
+
+
+def flat_state(logproc, src, meta):
+    """One more run with metric lines every STATE_INTERVAL: each operator's stateBytes at the
+    sample where the sum over operators peaks, and its numRecordsIn from the final lines."""
+    out_dir = os.path.join(WORK, "flat-out")
+    fresh_dir(out_dir)
+    out, err = os.path.join(WORK, "flat-state.out"), os.path.join(WORK, "flat-state.err")
+    m = run_measured(flat_output_argv(logproc, src, out_dir, 98,
+                                      ["--metricsLogInterval", STATE_INTERVAL]), out, err)
+    fresh_dir(out_dir)
+    if m["exit_code"] != 0:
+        fail("flat-output (state run) failed (exit %d)" % m["exit_code"], err)
+    samples, order, rec_in = {}, [], {}
+    for line in read_text(err).splitlines():
+        g = METRIC_LINE.match(line)
+        if not g:
+            continue
+        ts, name, op, val = g.group(1), g.group(2), g.group(3), float(g.group(4))
+        if name == "stateBytes":
+            if ts not in samples:
+                samples[ts] = {}
+                order.append(ts)
+            samples[ts][op] = val
+        elif name == "numRecordsIn":
+            rec_in[op] = val  # the last value: the final lines
+    if not order:
+        return None
+    peak_ts = max(order, key=lambda t: sum(samples[t].values()))
+    ops = [{"operator": op, "state_bytes": int(v), "records_in": int(rec_in.get(op, 0)),
+            "bytes_per_record_in": v / rec_in[op] if rec_in.get(op) else None}
+           for op, v in sorted(samples[peak_ts].items(), key=lambda kv: -kv[1]) if v > 0]
+    return {"interval": STATE_INTERVAL, "samples": len(order),
+            "peak_total_bytes": int(sum(samples[peak_ts].values())), "operators": ops,
+            "peak_rss_bytes": m["peak_rss_bytes"], "peak_rss_anon_bytes": m["peak_rss_anon_bytes"]}
+
+
+def join_storms(join_bin):
+    """The J3 storms of logproc-bench-join (bench/join_bench.c), each a fresh process."""
+    def one(args):
+        p = subprocess.run([join_bin] + args, capture_output=True, text=True)
+        if p.returncode != 0:
+            fail("%s %s failed: %s" % (join_bin, " ".join(args), p.stderr.strip()))
+        return json.loads(p.stdout)
+    res = {"duplicate": [one(["--mode=dup", "--n=%d" % n]) for n in (1000, 10000, 100000)],
+           "scope": [one(["--mode=scope", "--n=%d" % n]) for n in (1000, 10000, 100000)],
+           "scope_equal_times": one(["--mode=scope", "--n=100000", "--equal-times"]),
+           "cli": one(["--mode=cli", "--n=200"])}
+    return res
+
+
+# Profile stages of flat-output: a sample counts for the innermost frame in an operator's module.
+# The runtime's state, hash table and timer registration, the arena and the part store are
+# transparent (they count for the operator that called them), so each operator's share includes
+# its state; the graph's own frames (the chain, watermarks, timers firing in the drain) are
+# "runtime".
+FLAT_TRANSPARENT = re.compile(r"^src/runtime/(state|htab|timers|mem|buf)\.c$|^src/formats/pb_util\.c$"
+                              r"|^src/jobs/join/part_store\.c$")
+FLAT_TRANSPARENT_FUNCS = re.compile(r"^(rt_timer_register|rt_timer_delete|rt_op_mem_charge|"
+                                    r"rt_op_mem_release|rt_op_charge_cb_|rt_op_self|rt_op_watermark)$")
+FLAT_FUNC_STAGE = [
+    (r"^(decode_|emit_invalid)", "decode (depth check, protobuf-c unpack, UTF-8 check)"),
+    (r"^(keep_first_|key_view|key_delivery_log|key_impression|key_action|job_key_)", "keep-first dedupe"),
+    (r"^(file_next|recfile_next|crc32c)", "record-file read"),
+    (r"^(sink_|flat_encode|stripped|kafka_key|rec_append|recfile_write|recfile_frame)", "sinks: strip user_id, pack, write"),
+]
+FLAT_MODULE_STAGE = [
+    (r"^src/jobs/join/(inferred_join|join_instances)\.c$", "joins J1-J3 (inferred reference)"),
+    (r"^src/jobs/join/merge_details\.c$", "merge details (impression, action)"),
+    (r"^src/jobs/join/flat_response_insertion\.c$", "flat response insertion pivot"),
+    (r"^src/jobs/join/latest_impressions\.c$", "latest impressions"),
+    (r"^src/jobs/join/redundant_impressions\.c$", "redundant impressions"),
+    (r"^src/jobs/join/combine_delivery_log\.c$", "combine delivery log"),
+    (r"^src/jobs/join/(validate|bot_filter|fix_delivery_log|tiny|joined_filters)\.c$|"
+     r"^src/jobs/(split|restructure|map_op)\.c$|^src/formats/text\.c$",
+     "split, validation, filters, tiny events"),
+    (r"^src/jobs/join/(strip_user_id|flat_job)\.c$|^src/connectors/", "sinks: strip user_id, pack, write"),
+    (r"^src/formats/avro_encode\.c$", "Avro encode"),
+    (r"^src/formats/avro_file\.c$", "sinks: strip user_id, pack, write"),
+    (r"^src/formats/(record_file|crc32c)\.c$", "record-file read"),
+    (r"^src/formats/(pb_private)\.c$|^gen/|\.pb-c\.c$", "decode (depth check, protobuf-c unpack, UTF-8 check)"),
+    (r"^src/formats/avro_schema\.c$|^src/runtime/flags\.c$|^src/jobs/job_flags\.c$", "set-up"),
+    (r"^src/runtime/|^src/jobs/job_run\.c$|^src/cli/", "runtime (chain, watermarks, timers firing, drain)"),
+]
+FLAT_LIB_STAGE = [(r"libsnappy", "snappy compression"), (r"libz\.", "sinks: strip user_id, pack, write"),
+                  (r"libutf8proc|libpcre2", "split, validation, filters, tiny events")]
+FLAT_STAGE_ORDER = ["decode (depth check, protobuf-c unpack, UTF-8 check)", "record-file read",
+                    "split, validation, filters, tiny events", "keep-first dedupe",
+                    "combine delivery log", "joins J1-J3 (inferred reference)",
+                    "redundant impressions", "merge details (impression, action)",
+                    "flat response insertion pivot", "latest impressions",
+                    "Avro encode", "snappy compression", "sinks: strip user_id, pack, write",
+                    "runtime (chain, watermarks, timers firing, drain)", "set-up", "unattributed"]
+
+
+def flat_frame(sym, dso, own_bin, mods):
+    """("stage", None) for a frame that owns the sample, ("pass", kind) for a transparent one:
+    kind is what the time is spent in (protobuf-c, state, libc, ...)."""
+    base = os.path.basename(dso)
+    if sym.endswith("@plt"):
+        return "pass", "libc"
+    if dso == own_bin or base == "logproc":
+        name = sym.split(".")[0].split("+")[0]
+        if FLAT_TRANSPARENT_FUNCS.search(name):
+            return "pass", "state and timers"
+        for pat, st in FLAT_FUNC_STAGE:
+            if re.search(pat, name):
+                return st, None
+        ms = sorted(mods.get(name, ()))
+        for mod in ms:
+            if FLAT_TRANSPARENT.search(mod):
+                return "pass", "arena" if "pb_util" in mod else "state and timers"
+        for mod in ms:
+            for pat, st in FLAT_MODULE_STAGE:
+                if re.search(pat, mod):
+                    return st, None
+        return "pass", "other"
+    if re.search(r"libprotobuf-c", base):
+        return "pass", "protobuf-c"
+    for pat, st in FLAT_LIB_STAGE:
+        if re.search(pat, base):
+            return st, None
+    if "kernel" in dso:
+        return "pass", "kernel"
+    return "pass", "libc"
+
+
+def attribute_flat(script_text, own_bin, mods):
+    stages, funcs = {}, {}
+    total = 0
+
+    def account(frames):
+        nonlocal total
+        if not frames:
+            return
+        total += 1
+        leaf_kind, stage, owner = None, None, None
+        for sym, dso in frames:
+            st, kind = flat_frame(sym, dso, own_bin, mods)
+            if st != "pass":
+                stage, owner = st, sym.split(".")[0]
+                break
+            if leaf_kind is None:
+                leaf_kind = kind
+        if stage is None:
+            stage, owner = "unattributed", "-"
+        s = stages.setdefault(stage, {"samples": 0, "own": 0})
+        s["samples"] += 1
+        kind = leaf_kind or "own code"
+        s["own" if kind == "own code" else kind] = s.get("own" if kind == "own code" else kind, 0) + 1
+        f = funcs.setdefault((stage, owner), 0)
+        funcs[(stage, owner)] = f + 1
+
+    for frames in sample_stacks(script_text):
+        account(frames)
+    return total, stages, funcs
+
+
+def profile_flat(logproc, build, src, meta):
+    ok, why = perf_usable()
+    if not ok:
+        log("profile: skipped (%s)" % why)
+        return None
+    out_dir = os.path.join(WORK, "flat-out")
+    fresh_dir(out_dir)
+    data = os.path.join(WORK, "perf-flat.data")
+    for f in (data, data + ".old"):
+        if os.path.exists(f):
+            os.remove(f)
+    perf = shutil.which("perf")
+    argv = [perf, "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384",
+            "-o", data, "--"] + flat_output_argv(logproc, src, out_dir, 99)
+    log("profile: perf record -e cpu-clock --call-graph dwarf over one flat-output run")
+    os.sync()
+    m = run_measured(argv, os.path.join(WORK, "perf-flat.out"), os.path.join(WORK, "perf-flat.err"))
+    fresh_dir(out_dir)
+    if m["exit_code"] != 0:
+        log("profile: perf record failed (exit %d); skipped" % m["exit_code"])
+        return None
+    p = subprocess.run([perf, "script", "-i", data, "-F", "ip,sym,dso"], capture_output=True, text=True)
+    if p.returncode != 0:
+        log("profile: perf script failed; skipped")
+        return None
+    total, stages, funcs = attribute_flat(p.stdout, os.path.realpath(logproc), symbol_modules(build))
+    if not total:
+        log("profile: no samples; skipped")
+        return None
+    pct = lambda n: round(100.0 * n / total, 2)
+    kinds = ["own", "protobuf-c", "state and timers", "arena", "libc", "kernel", "other"]
+    stage_list = []
+    for st in FLAT_STAGE_ORDER:
+        if st not in stages:
+            continue
+        d = stages[st]
+        stage_list.append(dict({"stage": st, "percent": pct(d["samples"])},
+                               **{"in_" + k.replace(" ", "_").replace("-", "_"): pct(d.get(k, 0))
+                                  for k in kinds}))
+    func_list = [{"stage": k[0], "function": k[1], "percent": pct(v)}
+                 for k, v in sorted(funcs.items(), key=lambda kv: -kv[1])[:40]]
+    prof = {"tool": "perf record -e cpu-clock -F 499 --call-graph dwarf", "samples": total,
+            "wall_s": m["wall_s"], "cpu_s": m["cpu_s"], "stages": stage_list, "functions": func_list}
+    lines = ["flat-output profile: one run over %s LogRequests, %s, %d samples"
+             % (format(meta["log_requests"], ","), prof["tool"], total),
+             "wall %.2f s, CPU %.2f s under perf (unwinding adds overhead; shares matter, not times)"
+             % (m["wall_s"], m["cpu_s"]), "",
+             "CPU time by stage: a sample counts for the innermost frame of an operator's module; the",
+             "runtime's state tables, timer registration, arenas and the part store count for the",
+             "operator that called them. Columns: where the stage's samples were spent.",
+             "  %7s  %-52s %6s %6s %6s %6s %6s %6s" % ("share", "stage", "own", "pb-c", "state",
+                                                       "arena", "libc", "kernel")]
+    for s in stage_list:
+        lines.append("  %6.2f%%  %-52s %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%%" % (
+            s["percent"], s["stage"], s["in_own"], s["in_protobuf_c"], s["in_state_and_timers"],
+            s["in_arena"], s["in_libc"], s["in_kernel"]))
+    lines += ["", "functions charged (innermost frame of an operator's module):"]
+    for f in func_list[:30]:
+        lines.append("  %6.2f%%  %-40s %s" % (f["percent"], f["function"][:40], f["stage"]))
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(RESULTS, "flat-output-profile.txt"), "w") as f:
+        f.write(text)
+    log(text)
+    return prof
+
+
+def flat_table_text(res):
+    wl, mach = res["workload"], res["machine"]
+    lines = ["make bench: flat-output, %d runs of each line, medians (min-max); %s"
+             % (res["runs"], mach["date_utc"]),
+             "workload: %s -> %s LogRequests, %s child records (views, delivery logs, impressions, "
+             "actions), %.1f MB record file" % (" ".join(wl["generator_argv"][:-2]),
+                                                 fmt_int(wl["log_requests"]), fmt_int(wl["child_records"]),
+                                                 wl["file_bytes"] / 1e6),
+             "  (smaller than raw-output's 1M LogRequests: %s)" % res["why_smaller"],
+             "machine: %s, %d cores, load average at start %.2f; build %s (%s), commit %s%s"
+             % (mach["cpu_model"], mach["nproc"], mach["loadavg_start"][0], mach["build_dir"],
+                mach["build_type"], (mach["git_commit"] or "?")[:10],
+                " + uncommitted changes" if mach["git_dirty"] else ""), ""]
+    lines.append("%-20s %26s %26s %7s %7s %9s %10s" % (
+        "1 thread each", "LogRequests/s (min-max)", "child records/s (min-max)", "wall s", "CPU s",
+        "peak RSS", "anon RSS"))
+    for label, med in (("decode: checked", res["decode_checked"]["median"]),
+                       ("flat-output", res["flat_output"]["median"])):
+        lr, cr = med["log_requests_per_s"], med["child_records_per_s"]
+        lines.append("%-20s %26s %26s %7.2f %7.2f %6.0f MB %7.1f MB" % (
+            label, "%s (%s-%s)" % (fmt_int(lr["median"]), fmt_int(lr["min"]), fmt_int(lr["max"])),
+            "%s (%s-%s)" % (fmt_int(cr["median"]), fmt_int(cr["min"]), fmt_int(cr["max"])),
+            med["wall_s"]["median"], med["cpu_s"]["median"], med["peak_rss_bytes"]["median"] / 1e6,
+            med["peak_rss_anon_bytes"]["median"] / 1e6))
+    rat = res["ratios"]
+    lines.append("")
+    lines.append("flat-output / decode checked: %.3f (median of the per-round ratios %.3f)"
+                 % (rat["flat_over_decode_checked"], rat["flat_over_decode_checked_per_round_median"]))
+    fo = res["flat_output"]
+    lines.append("flat-output writes %s rows (%s bytes) over %d tables and topics"
+                 % (fmt_int(fo["rows"]), fmt_int(fo["output_bytes"]), len(fo["tables"])))
+    st = res.get("state")
+    if st:
+        lines.append("")
+        lines.append("state at its peak (sum over operators %.0f MB; samples every %s):"
+                     % (st["peak_total_bytes"] / 1e6, st["interval"]))
+        lines.append("  %-40s %10s %12s %12s" % ("operator", "MB", "records in", "bytes/record"))
+        for o in st["operators"]:
+            bpr = o["bytes_per_record_in"]
+            lines.append("  %-40s %10.1f %12s %12s" % (o["operator"], o["state_bytes"] / 1e6,
+                                                       fmt_int(o["records_in"]),
+                                                       "%.0f" % bpr if bpr is not None else "-"))
+    s = res.get("storms")
+    if s:
+        lines.append("")
+        lines.append("J3 storms (logproc-bench-join, one user):")
+        for d in s["duplicate"]:
+            lines.append("  duplicate impression id x %-7s %8.1f ns/record, %s duplicates, index bytes %s -> %s"
+                         % (fmt_int(d["n"]), d["ns_per_record"], fmt_int(d["duplicate_outputs"]),
+                            fmt_int(d["after_first"]["index_bytes"]), fmt_int(d["after_all"]["index_bytes"])))
+        for d in s["scope"] + [s["scope_equal_times"]]:
+            lines.append("  one scope, %-7s impressions%s %8.1f ns/insert (%.1f index ops), "
+                         "%.1f ns/selection, %.1f ns/cleanup, %.1f index B/impression"
+                         % (fmt_int(d["n"]), " (equal times)" if d["equal_times"] else "", d["ns_per_insert"],
+                            d["index_ops_per_insert"], d["ns_per_selection"],
+                            d["ns_per_cleaned_impression"], d["index_bytes_per_impression"]))
+        c = s["cli"]
+        lines.append("  CLI-shaped impressions, %s users: %.1f index bytes and %.1f payload bytes per "
+                     "buffered impression, %.0f ns each" % (fmt_int(c["users"]), c["index_bytes_per_impression"],
+                                                            c["payload_bytes_per_impression"],
+                                                            c["ns_per_impression"]))
+    g = res["goals"]
+    lines.append("")
+    lines.append("goals: >= %s child records/s per core: %s (%s); ratio >= %.1f: %s (%.3f); "
+                 "<= %d index bytes per buffered impression: %s (%s)"
+                 % (fmt_int(GOAL_CHILD_PER_S), "MET" if g["child_records_per_s"]["met"] else "NOT MET",
+                    fmt_int(g["child_records_per_s"]["measured"]), GOAL_FLAT_RATIO,
+                    "MET" if g["ratio"]["met"] else "NOT MET", g["ratio"]["measured"], GOAL_INDEX_BYTES,
+                    "MET" if g["index_bytes"]["met"] else "NOT MET",
+                    "%.1f" % g["index_bytes"]["measured"] if g["index_bytes"]["measured"] is not None else "-"))
+    if mach.get("loadavg_end"):
+        lines.append("load average at end %.2f (other processes share this machine's cores)"
+                     % mach["loadavg_end"][0])
+    return "\n".join(lines) + "\n"
+
+
+def bench_flat(a, build, logproc, decode_bin, join_bin):
+    t_start = time.perf_counter()
+    mach = machine_facts(build)
+    src, meta = ensure_workload(logproc, decode_bin, a.flat_users, a.regenerate)
+    meta = dict(meta, child_records=child_records(meta))
+    dec_runs, flat_runs = [], []
+    for i in range(a.runs):
+        d = one_decode(decode_bin, "checked", src, meta)
+        derive_rates(d, meta)
+        d["child_records_per_s"] = meta["child_records"] / d["wall_s"]
+        dec_runs.append(d)
+        m = one_flat(logproc, src, meta, i)
+        derive_rates(m, meta)
+        m["child_records_per_s"] = meta["child_records"] / m["wall_s"]
+        m["child_records_per_cpu_s"] = meta["child_records"] / m["cpu_s"] if m["cpu_s"] > 0 else None
+        flat_runs.append(m)
+        log("flat round %d/%d: decode checked %.2f s, flat-output %.2f s (%s child records/s, "
+            "peak RSS %.0f MB, anon %.0f MB)"
+            % (i + 1, a.runs, d["wall_s"], m["wall_s"], fmt_int(m["child_records_per_s"]),
+               m["peak_rss_bytes"] / 1e6, m["peak_rss_anon_bytes"] / 1e6))
+    rows = {r["rows"] for r in flat_runs}
+    if len(rows) != 1:
+        fail("flat-output wrote different row counts across runs: %s" % sorted(rows))
+
+    def summ(runs):
+        med = summarise(runs)
+        for k in ("child_records_per_s", "child_records_per_cpu_s"):
+            vals = [r[k] for r in runs if r.get(k) is not None]
+            if vals:
+                med[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+        return med
+    flat_med, dec_med = summ(flat_runs), summ(dec_runs)
+    ratio = flat_med["log_requests_per_s"]["median"] / dec_med["log_requests_per_s"]["median"]
+    per_round = [r["log_requests_per_s"] / d["log_requests_per_s"] for r, d in zip(flat_runs, dec_runs)]
+    log("flat-output: state per operator (one run with metric lines every %s)" % STATE_INTERVAL)
+    state = flat_state(logproc, src, meta)
+    log("flat-output: J3 storms (logproc-bench-join)")
+    storms = join_storms(join_bin)
+    idx = storms["cli"]["index_bytes_per_impression"] if storms else None
+    mach["loadavg_end"] = list(os.getloadavg())
+    res = {
+        "benchmark": "flat-output",
+        "definitions": {
+            "child_records_per_s": "views + delivery logs + impressions + actions of the input / wall seconds",
+            "ratio": "flat-output LogRequests/s / decode-checked LogRequests/s of the same file, same rounds",
+            "per_core": "flat-output --parallelism 1 and the decode bench each use one thread",
+            "state": "stateBytes gauges of every operator at the metric sample where their sum peaks",
+        },
+        "why_smaller": "one flat-output run over the 1M-LogRequest workload takes minutes and over "
+                       "10 GB; five of them do not fit the make bench budget",
+        "machine": mach,
+        "workload": dict(meta, path=os.path.relpath(src, ROOT), users=a.flat_users),
+        "runs": a.runs,
+        "decode_checked": {"runs": dec_runs, "median": dec_med},
+        "flat_output": {"argv": ["logproc"] + flat_output_argv("", os.path.relpath(src, ROOT),
+                                                               "bench/work/flat-out", 0)[1:],
+                        "rows": flat_runs[0]["rows"], "output_bytes": flat_runs[0]["output_bytes"],
+                        "tables": flat_runs[0]["tables"], "runs": flat_runs, "median": flat_med},
+        "ratios": {"flat_over_decode_checked": ratio,
+                   "flat_over_decode_checked_per_round_median": statistics.median(per_round)},
+        "state": state,
+        "storms": storms,
+        "goals": {
+            "child_records_per_s": {"goal": GOAL_CHILD_PER_S, "measured": flat_med["child_records_per_s"]["median"],
+                                    "met": flat_med["child_records_per_s"]["median"] >= GOAL_CHILD_PER_S},
+            "ratio": {"goal": GOAL_FLAT_RATIO, "measured": ratio, "met": ratio >= GOAL_FLAT_RATIO},
+            "index_bytes": {"goal": GOAL_INDEX_BYTES, "measured": idx,
+                            "met": idx is not None and idx <= GOAL_INDEX_BYTES},
+        },
+    }
+    for r in flat_runs:
+        r.pop("tables", None)
+    text = flat_table_text(res)
+    log("")
+    log(text)
+    if not a.no_profile:
+        res["profile"] = profile_flat(logproc, build, src, meta)
+    res["harness_seconds"] = time.perf_counter() - t_start
+    with open(os.path.join(RESULTS, "flat-output.json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(RESULTS, "flat-output.txt"), "w") as f:
+        f.write(text)
+    log("results: bench/results/flat-output.json, bench/results/flat-output.txt%s (%.0f s)"
+        % ("" if a.no_profile else ", bench/results/flat-output-profile.txt", res["harness_seconds"]))
+
+
 # ---------------------------------------------------------------- main
 
 def main():
-    ap = argparse.ArgumentParser(description="raw-output throughput harness (make bench)")
+    ap = argparse.ArgumentParser(description="raw-output and flat-output throughput harness (make bench)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"),
                     help="build tree holding logproc and bench/logproc-bench-decode (default build/release)")
     ap.add_argument("--runs", type=int, default=5, help="runs of each variant (default 5)")
@@ -627,17 +1077,29 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profile run")
     ap.add_argument("--allow-small", action="store_true",
                     help="accept a workload under 1M LogRequests (quick looks; not for the docs)")
+    ap.add_argument("--flat-users", type=int, default=FLAT_USERS,
+                    help="generator --users of the flat-output workload (default %d)" % FLAT_USERS)
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw-output part")
+    ap.add_argument("--no-flat", action="store_true", help="skip the flat-output part")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     logproc = os.path.join(build, "logproc")
     decode_bin = os.path.join(build, "bench", "logproc-bench-decode")
-    for b in (logproc, decode_bin):
+    join_bin = os.path.join(build, "bench", "logproc-bench-join")
+    for b in (logproc, decode_bin, join_bin):
         if not os.access(b, os.X_OK):
             sys.exit("bench: %s is missing: build the release tree first (make build)" % b)
     if a.runs < 1:
         sys.exit("bench: --runs must be at least 1")
     os.makedirs(WORK, exist_ok=True)
     os.makedirs(RESULTS, exist_ok=True)
+    if not a.no_raw:
+        bench_raw(a, build, logproc, decode_bin)
+    if not a.no_flat:
+        bench_flat(a, build, logproc, decode_bin, join_bin)
+
+
+def bench_raw(a, build, logproc, decode_bin):
     t_start = time.perf_counter()
 
     mach = machine_facts(build)

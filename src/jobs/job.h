@@ -8,6 +8,21 @@
 #include "jobs/job_flags.h"
 #include "runtime/graph.h"
 
+/* An input besides --source (content-metrics' joined events): its record files and where they
+ * go. The driver reads such a job's inputs in one task (runtime/task.h: one watermark per file,
+ * the next record by timestamp), because the job's aggregates are keyed by content, not by the
+ * user keys the input partitions hold; a shuffle across tasks comes with the Kafka connector. */
+typedef struct job_input {
+    const char *flag;        /* the flag naming the files, for messages ("joinedEventSource") */
+    const flag_list *files;  /* record files (borrowed from the job's options) */
+    const char *root_uid;    /* uid of the operator the files feed (input 0), built by build */
+    int64_t max_out_of_orderness; /* ms, for each file's watermark */
+    /* The record's event time from its value and its record timestamp (a Flink timestamp
+     * assigner); NULL keeps the record timestamp. Must be cheap and never fail: a value it
+     * cannot read keeps record_ts (the decoder reports it). */
+    int64_t (*assign_ts)(const uint8_t *value, size_t len, int64_t record_ts);
+} job_input;
+
 typedef struct job_def {
     const char *name; /* "raw-output" */
     const char *help; /* one line */
@@ -21,7 +36,14 @@ typedef struct job_def {
      * (input 0). run_id and task name the task's part files. Returns 0 or -1 with err. */
     int (*build)(rt_graph *g, const job_common_opts *common, const void *opts, const char *run_id,
                  const char *task, rt_op **root, char *err, size_t errlen);
+    /* Optional (NULL for one-input jobs): fills *in with the job's second input and returns 1,
+     * or returns 0 when it has none. A job with a second input runs as one task (job_input),
+     * also when the input has no files (build then need not add root_uid). */
+    int (*second_input)(const job_common_opts *common, const void *opts, job_input *in);
 } job_def;
+
+/* content-metrics (jobs/content/content_job.c). */
+extern const job_def content_job_def;
 
 /* Every job, NULL-terminated. */
 extern const job_def *const job_defs[];

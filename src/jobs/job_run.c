@@ -26,6 +26,7 @@
 typedef struct file_source {
     rt_source src;
     recfile_reader *r;
+    int64_t (*assign_ts)(const uint8_t *value, size_t len, int64_t record_ts);
 } file_source;
 
 static int file_next(rt_source *src, rt_source_record *out, char *err, size_t errlen)
@@ -43,6 +44,7 @@ static int file_next(rt_source *src, rt_source_record *out, char *err, size_t er
         out->value_len = rec.value_len;
         out->raw_length = rec.value_len;
         out->error = NULL;
+        if (fs->assign_ts) out->ts = fs->assign_ts(rec.value, rec.value_len, rec.ts_ms);
         return RT_SOURCE_RECORD;
     case 2:
         out->ts = bad.ts_ms;
@@ -163,6 +165,27 @@ static void *metrics_logger_main(void *arg)
     return NULL;
 }
 
+/* Opens path as a finite record-file source. Returns 0 or -1 with err naming the flag. */
+static int file_source_open(file_source *fs, const char *flag, const char *path,
+                            const job_common_opts *c,
+                            int64_t (*assign_ts)(const uint8_t *, size_t, int64_t), char *err,
+                            size_t errlen)
+{
+    memset(fs, 0, sizeof *fs);
+    char why[900];
+    if (recfile_reader_open(path, (size_t)c->maxRecordBytes, &fs->r, why, sizeof why)) {
+        snprintf(err, errlen, "--%s %s: %s", flag, path, why);
+        return -1;
+    }
+    fs->src.name = path;
+    fs->src.partition = -1;
+    fs->src.finite = 1;
+    fs->src.self = fs;
+    fs->src.next = file_next;
+    fs->assign_ts = assign_ts;
+    return 0;
+}
+
 static void random_run_id(char out[9])
 {
     uint32_t v = 0;
@@ -192,8 +215,10 @@ int job_run_main(const job_def *def, int argc, char **argv)
     rt_mem *mem = NULL;
     rt_pool *pool = NULL;
     rt_task *tasks[MAX_TASKS];
-    file_source sources[MAX_TASKS];
-    size_t ntasks = 0;
+    file_source *sources = NULL;
+    size_t ntasks = 0, nsources = 0;
+    job_input in2;
+    int two = 0;
     char usage[128];
     snprintf(usage, sizeof usage, "logproc run %s [flags]", def->name);
 
@@ -220,9 +245,11 @@ int job_run_main(const job_def *def, int argc, char **argv)
                 def->name);
         goto out;
     }
-    if (c.source.n > MAX_TASKS) {
-        fprintf(stderr, "logproc run %s: %zu inputs, over the limit of %d tasks\n", def->name,
-                c.source.n, MAX_TASKS);
+    two = def->second_input && def->second_input(&c, jopts, &in2) == 1;
+    size_t nfiles = c.source.n + (two ? in2.files->n : 0);
+    if (nfiles > MAX_TASKS) {
+        fprintf(stderr, "logproc run %s: %zu inputs, over the limit of %d %s\n", def->name, nfiles,
+                MAX_TASKS, two ? "files per task" : "tasks");
         goto out;
     }
     status = 1;
@@ -231,22 +258,23 @@ int job_run_main(const job_def *def, int argc, char **argv)
     else random_run_id(run_id);
     if (!c.s3Directory)
         log_info(def->name, "output root=%s (no -o/--s3Directory given)", job_output_root(&c));
-    if (rt_metrics_new(&metrics) || rt_mem_new(c.memoryLimit, &mem)) {
+    if (rt_metrics_new(&metrics) || rt_mem_new(c.memoryLimit, &mem) ||
+        !(sources = calloc(nfiles, sizeof *sources))) {
         fprintf(stderr, "logproc run %s: out of memory\n", def->name);
         goto out;
     }
-    for (size_t i = 0; i < c.source.n; i++) {
-        file_source *fs = &sources[i];
-        memset(fs, 0, sizeof *fs);
-        if (recfile_reader_open(c.source.items[i], (size_t)c.maxRecordBytes, &fs->r, err, sizeof err)) {
-            fprintf(stderr, "logproc run %s: --source %s: %s\n", def->name, c.source.items[i], err);
+    for (; nsources < nfiles; nsources++) {
+        int first = nsources < c.source.n;
+        const char *path = first ? c.source.items[nsources] : in2.files->items[nsources - c.source.n];
+        if (file_source_open(&sources[nsources], first ? "source" : in2.flag, path, &c,
+                             first ? NULL : in2.assign_ts, err, sizeof err)) {
+            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
         }
-        fs->src.name = c.source.items[i];
-        fs->src.partition = -1;
-        fs->src.finite = 1;
-        fs->src.self = fs;
-        fs->src.next = file_next;
+    }
+    /* one task per --source file; a job with a second input reads every file in one task */
+    size_t want_tasks = two ? 1 : c.source.n;
+    for (size_t i = 0; i < want_tasks; i++) {
         char label[24];
         snprintf(label, sizeof label, "%zu", i);
         rt_task_config tc = {
@@ -261,7 +289,6 @@ int job_run_main(const job_def *def, int argc, char **argv)
         };
         rt_op *root;
         if (rt_task_new(&tc, &tasks[ntasks], err, sizeof err)) {
-            recfile_reader_close(fs->r);
             fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
         }
@@ -270,7 +297,25 @@ int job_run_main(const job_def *def, int argc, char **argv)
             fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
         }
-        rt_task_set_source(tasks[i], &fs->src, root, 0);
+        if (!two) {
+            rt_task_set_source(tasks[i], &sources[i].src, root, 0);
+        } else {
+            rt_op *root2 = rt_graph_find(rt_task_graph(tasks[i]), in2.root_uid);
+            rt_wmgen_config wm2 = {.max_out_of_orderness = in2.max_out_of_orderness};
+            if (!root2 && in2.files->n) {
+                fprintf(stderr, "logproc run %s: no operator %s for --%s\n", def->name,
+                        in2.root_uid, in2.flag);
+                goto out;
+            }
+            for (size_t k = 0; k < nfiles; k++) {
+                int first = k < c.source.n;
+                if (rt_task_add_source(tasks[i], &sources[k].src, first ? &tc.wm : &wm2,
+                                       first ? root : root2, 0, err, sizeof err)) {
+                    fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+                    goto out;
+                }
+            }
+        }
         if (rt_task_open(tasks[i], err, sizeof err)) {
             fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
@@ -309,7 +354,8 @@ int job_run_main(const job_def *def, int argc, char **argv)
 out:
     rt_pool_free(pool);
     for (size_t i = 0; i < ntasks; i++) rt_task_free(tasks[i]);
-    for (size_t i = 0; i < ntasks; i++) recfile_reader_close(sources[i].r);
+    for (size_t i = 0; i < nsources; i++) recfile_reader_close(sources[i].r);
+    free(sources);
     rt_mem_free(mem);
     rt_metrics_free(metrics);
     flags_free(tables, 2);

@@ -4,8 +4,9 @@
 #include "jobs/raw/raw_job.h"
 
 extern const job_def flat_job_def;
+extern const job_def counter_job_def;
 
-const job_def *const job_defs[] = {&raw_job_def, &flat_job_def, NULL};
+const job_def *const job_defs[] = {&raw_job_def, &flat_job_def, &content_job_def, &counter_job_def, NULL};
 
 const job_def *job_find(const char *name)
 {

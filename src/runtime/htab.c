@@ -3,9 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIN_BUCKETS 8
+#define MIN_SLOTS 8
 #define MALLOC_OVERHEAD 16 /* what the allocator adds per block, roughly: counted, not measured */
-#define EMPTY_VISITS 10    /* empty buckets a rehash step may skip */
 
 /* ---- hashing: multiply-fold over 16-byte blocks, fixed seed ---- */
 
@@ -78,12 +77,12 @@ static int64_t entry_charge(size_t klen, size_t vlen)
     return (int64_t)(entry_size(klen, vlen) + MALLOC_OVERHEAD);
 }
 
-static int64_t buckets_charge(size_t n)
+static int64_t slots_charge(size_t n)
 {
-    return (int64_t)(n * sizeof(rt_hentry *) + MALLOC_OVERHEAD);
+    return (int64_t)(n * sizeof(rt_hslot) + MALLOC_OVERHEAD);
 }
 
-/* ---- tables ---- */
+/* ---- slot arrays ---- */
 
 void rt_htab_init(rt_htab *h, rt_htab_charge_fn fn, void *ctx)
 {
@@ -97,100 +96,156 @@ size_t rt_htab_count(const rt_htab *h)
     return h->used[0] + h->used[1];
 }
 
-static rt_hentry **alloc_buckets(rt_htab *h, size_t n)
+static int live(const rt_hentry *e)
 {
-    if (charge(h, buckets_charge(n)) < 0) return NULL;
-    rt_hentry **b = calloc(n, sizeof *b);
-    if (!b) release(h, buckets_charge(n));
-    return b;
+    return e && e != RT_HTAB_TOMB;
 }
 
-static void free_buckets(rt_htab *h, rt_hentry **b, size_t n)
+static rt_hslot *alloc_slots(rt_htab *h, size_t n)
 {
-    if (!b) return;
-    free(b);
-    release(h, buckets_charge(n));
+    if (charge(h, slots_charge(n)) < 0) return NULL;
+    rt_hslot *s = calloc(n, sizeof *s);
+    if (!s) release(h, slots_charge(n));
+    return s;
+}
+
+static void drop_table(rt_htab *h, int t)
+{
+    if (h->t[t]) {
+        free(h->t[t]);
+        release(h, slots_charge(h->size[t]));
+    }
+    h->t[t] = NULL;
+    h->size[t] = h->used[t] = h->tomb[t] = 0;
 }
 
 void rt_htab_clear(rt_htab *h)
 {
     for (int t = 0; t < 2; t++) {
         for (size_t i = 0; i < h->size[t]; i++) {
-            rt_hentry *e = h->t[t][i];
-            while (e) {
-                rt_hentry *next = e->next;
-                release(h, entry_charge(e->klen, e->vlen));
-                free(e);
-                e = next;
-            }
+            rt_hentry *e = h->t[t][i].e;
+            if (!live(e)) continue;
+            release(h, entry_charge(e->klen, e->vlen));
+            free(e);
         }
-        free_buckets(h, h->t[t], h->size[t]);
-        h->t[t] = NULL;
-        h->size[t] = h->used[t] = 0;
+        drop_table(h, t);
     }
     h->rehash_idx = 0;
-    for (rt_htab_iter *it = h->iters; it; it = it->link)
-        it->next = NULL, it->table = 2;
 }
 
-static int rehashing(const rt_htab *h)
+static int resizing(const rt_htab *h)
 {
     return h->t[1] != NULL;
 }
 
-/* Moves one non-empty bucket (skipping at most EMPTY_VISITS empty ones) from t[0] to t[1]. */
-static void rehash_step(rt_htab *h)
+/* Puts (hash, e) into the first free or dead slot of its run in table t (which has room). */
+static void place(rt_htab *h, int t, uint64_t hash, rt_hentry *e)
 {
-    if (!rehashing(h) || h->iters) return;
-    int empty = 0;
-    while (h->rehash_idx < h->size[0] && !h->t[0][h->rehash_idx]) {
-        h->rehash_idx++;
-        if (++empty >= EMPTY_VISITS) break;
-    }
-    if (h->rehash_idx < h->size[0] && h->t[0][h->rehash_idx]) {
-        rt_hentry *e = h->t[0][h->rehash_idx];
-        size_t mask = h->size[1] - 1;
-        while (e) {
-            rt_hentry *next = e->next;
-            size_t i = e->hash & mask;
-            e->next = h->t[1][i];
-            h->t[1][i] = e;
-            h->used[0]--;
-            h->used[1]++;
-            e = next;
-        }
-        h->t[0][h->rehash_idx++] = NULL;
+    size_t mask = h->size[t] - 1, i = hash & mask;
+    rt_hslot *s = h->t[t];
+    while (live(s[i].e))
+        i = (i + 1) & mask;
+    if (s[i].e == RT_HTAB_TOMB) h->tomb[t]--;
+    s[i].hash = hash;
+    s[i].e = e;
+    h->used[t]++;
+}
+
+/* Moves a few entries of t[0] into t[1]; when t[0] is through, t[1] becomes t[0]. */
+static void resize_step(rt_htab *h)
+{
+    if (!resizing(h) || h->iters) return;
+    rt_hslot *old = h->t[0];
+    int moved = 0;
+    for (int visited = 0; visited < RT_HTAB_STEP_SLOTS && moved < RT_HTAB_STEP_MOVES &&
+                          h->rehash_idx < h->size[0];
+         visited++) {
+        rt_hslot *s = &old[h->rehash_idx++];
+        if (!live(s->e)) continue;
+        place(h, 1, s->hash, s->e);
+        /* the slot stays a tombstone so runs through it still reach the entries not yet moved */
+        s->e = RT_HTAB_TOMB;
+        h->used[0]--;
+        h->tomb[0]++;
+        moved++;
     }
     if (h->rehash_idx >= h->size[0]) {
-        free_buckets(h, h->t[0], h->size[0]);
+        drop_table(h, 0);
         h->t[0] = h->t[1];
         h->size[0] = h->size[1];
         h->used[0] = h->used[1];
+        h->tomb[0] = h->tomb[1];
         h->t[1] = NULL;
-        h->size[1] = h->used[1] = 0;
+        h->size[1] = h->used[1] = h->tomb[1] = 0;
         h->rehash_idx = 0;
     }
 }
 
-/* Starts moving to a table of n buckets; on failure the old table simply stays (longer chains). */
-static void start_rehash(rt_htab *h, size_t n)
+/* The slot count for n entries: at most half full after the move, and at least 1/8 of the
+ * current size so that the move (RT_HTAB_STEP_SLOTS visits per step) ends before the new array
+ * passes 3/4 full however many inserts come meanwhile. */
+static size_t target_size(const rt_htab *h, size_t n)
 {
-    rt_hentry **b = alloc_buckets(h, n);
-    if (!b) return;
-    h->t[1] = b;
+    size_t s = MIN_SLOTS;
+    while (s < 2 * n || s < h->size[0] / 8)
+        s *= 2;
+    return s;
+}
+
+/* Starts moving into an array of n slots; on failure the current array simply stays. */
+static int start_resize(rt_htab *h, size_t n)
+{
+    rt_hslot *s = alloc_slots(h, n);
+    if (!s) return -1;
+    h->t[1] = s;
     h->size[1] = n;
-    h->used[1] = 0;
+    h->used[1] = h->tomb[1] = 0;
     h->rehash_idx = 0;
+    return 0;
+}
+
+static int over_full(const rt_htab *h, int t, size_t extra)
+{
+    return (h->used[t] + h->tomb[t] + extra) * 4 > h->size[t] * 3;
+}
+
+/* The slot of table t holding key, or NULL. */
+static rt_hslot *lookup(rt_htab *h, int t, const void *key, size_t klen, uint64_t hash)
+{
+    size_t mask = h->size[t] - 1, i = hash & mask;
+    rt_hslot *s = h->t[t];
+    for (;; i = (i + 1) & mask) {
+        rt_hentry *e = s[i].e;
+        if (!e) return NULL;
+        if (s[i].hash == hash && e != RT_HTAB_TOMB && e->klen == klen &&
+            !memcmp(rt_hentry_key(e), key, klen))
+            return &s[i];
+    }
+}
+
+/* The slot holding entry e (of this hash), and its table. */
+static rt_hslot *slot_of(rt_htab *h, const rt_hentry *e, uint64_t hash, int *table)
+{
+    for (int t = 0; t < 2; t++) {
+        if (!h->size[t]) continue;
+        size_t mask = h->size[t] - 1, i = hash & mask;
+        rt_hslot *s = h->t[t];
+        for (; s[i].e; i = (i + 1) & mask)
+            if (s[i].e == e) {
+                *table = t;
+                return &s[i];
+            }
+    }
+    return NULL;
 }
 
 rt_hentry *rt_htab_find(rt_htab *h, const void *key, size_t klen, uint64_t hash)
 {
-    rehash_step(h);
+    resize_step(h);
     for (int t = 0; t < 2; t++) {
         if (!h->size[t]) continue;
-        for (rt_hentry *e = h->t[t][hash & (h->size[t] - 1)]; e; e = e->next)
-            if (e->hash == hash && e->klen == klen && !memcmp(rt_hentry_key(e), key, klen))
-                return e;
+        rt_hslot *s = lookup(h, t, key, klen, hash);
+        if (s) return s->e;
     }
     return NULL;
 }
@@ -199,55 +254,45 @@ rt_hentry *rt_htab_insert(rt_htab *h, const void *key, size_t klen, uint64_t has
 {
     if (klen > RT_HTAB_KEY_MAX || vlen > RT_HTAB_VAL_MAX) return NULL;
     if (!h->size[0]) {
-        rt_hentry **b = alloc_buckets(h, MIN_BUCKETS);
-        if (!b) return NULL;
-        h->t[0] = b;
-        h->size[0] = MIN_BUCKETS;
-    } else if (!rehashing(h) && h->used[0] >= h->size[0] && h->size[0] <= SIZE_MAX / 16) {
-        start_rehash(h, h->size[0] * 2);
+        rt_hslot *s = alloc_slots(h, MIN_SLOTS);
+        if (!s) return NULL;
+        h->t[0] = s;
+        h->size[0] = MIN_SLOTS;
     }
-    rehash_step(h);
+    if (resizing(h) && over_full(h, 1, 1) && !h->iters) {
+        /* cannot happen with the step sizes above; finish the move rather than overfill */
+        while (resizing(h))
+            resize_step(h);
+    }
+    if (!resizing(h) && over_full(h, 0, 1)) start_resize(h, target_size(h, h->used[0] + 1));
+    resize_step(h);
+    int t = resizing(h) ? 1 : 0;
+    if (h->used[t] + h->tomb[t] + 1 >= h->size[t]) {
+        /* only while an iterator holds the move: the array is full and cannot grow now */
+        if (!h->tomb[t]) return NULL;
+    }
     if (charge(h, entry_charge(klen, vlen)) < 0) return NULL;
     rt_hentry *e = malloc(entry_size(klen, vlen));
     if (!e) {
         release(h, entry_charge(klen, vlen));
         return NULL;
     }
-    e->hash = hash;
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
     if (klen) memcpy(rt_hentry_key(e), key, klen);
     memset(rt_hentry_val(e), 0, vlen);
-    int t = rehashing(h) ? 1 : 0;
-    size_t i = hash & (h->size[t] - 1);
-    e->next = h->t[t][i];
-    h->t[t][i] = e;
-    h->used[t]++;
+    place(h, t, hash, e);
     return e;
 }
 
-/* The link that points at e, and the table holding it. */
-static rt_hentry **link_of(rt_htab *h, rt_hentry *e, int *table)
-{
-    for (int t = 0; t < 2; t++) {
-        if (!h->size[t]) continue;
-        for (rt_hentry **pp = &h->t[t][e->hash & (h->size[t] - 1)]; *pp; pp = &(*pp)->next)
-            if (*pp == e) {
-                *table = t;
-                return pp;
-            }
-    }
-    return NULL;
-}
-
-rt_hentry *rt_htab_resize_val(rt_htab *h, rt_hentry *e, size_t vlen)
+rt_hentry *rt_htab_resize_val(rt_htab *h, rt_hentry *e, uint64_t hash, size_t vlen)
 {
     if (vlen == e->vlen) return e;
     if (vlen > RT_HTAB_VAL_MAX) return NULL;
     int64_t delta = entry_charge(e->klen, vlen) - entry_charge(e->klen, e->vlen);
     if (delta > 0 && charge(h, delta) < 0) return NULL;
     int t;
-    rt_hentry **pp = link_of(h, e, &t);
+    rt_hslot *s = slot_of(h, e, hash, &t);
     size_t old = e->vlen;
     rt_hentry *n = realloc(e, entry_size(e->klen, vlen));
     if (!n) {
@@ -255,40 +300,54 @@ rt_hentry *rt_htab_resize_val(rt_htab *h, rt_hentry *e, size_t vlen)
         return NULL;
     }
     if (delta < 0) release(h, -delta);
-    *pp = n;
+    if (s) s->e = n;
     n->vlen = (uint32_t)vlen;
     if (vlen > old) memset((uint8_t *)rt_hentry_val(n) + old, 0, vlen - old);
-    for (rt_htab_iter *it = h->iters; it; it = it->link)
-        if (it->next == e) it->next = n;
     return n;
 }
 
-void rt_htab_unlink(rt_htab *h, rt_hentry *e)
+/* Empties slot i of table t: shifts the rest of the run back where each entry may sit (linear
+ * probing's deletion without tombstones), or leaves a tombstone where slots must not move. */
+static void vacate(rt_htab *h, int t, size_t i)
+{
+    rt_hslot *s = h->t[t];
+    h->used[t]--;
+    if (h->iters || (t == 0 && resizing(h)) || h->tomb[t]) {
+        /* a tombstone: an iterator or the move walks the array by index, and a run that
+         * already holds tombstones is left for the next resize to rebuild */
+        s[i].e = RT_HTAB_TOMB;
+        h->tomb[t]++;
+        return;
+    }
+    size_t mask = h->size[t] - 1;
+    for (size_t j = (i + 1) & mask; s[j].e; j = (j + 1) & mask) {
+        size_t home = s[j].hash & mask;
+        /* s[j] may move into the hole at i when its home is not in (i, j] cyclically */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        s[i] = s[j];
+        i = j;
+    }
+    s[i].e = NULL;
+    s[i].hash = 0;
+}
+
+void rt_htab_unlink(rt_htab *h, rt_hentry *e, uint64_t hash)
 {
     int t;
-    rt_hentry **pp = link_of(h, e, &t);
-    if (!pp) return;
-    *pp = e->next;
-    h->used[t]--;
-    for (rt_htab_iter *it = h->iters; it; it = it->link)
-        if (it->next == e) it->next = e->next;
+    rt_hslot *s = slot_of(h, e, hash, &t);
+    if (!s) return;
+    vacate(h, t, (size_t)(s - h->t[t]));
     if (!h->used[0] && !h->used[1] && !h->iters) {
-        /* empty: drop the buckets now instead of shrinking step by step */
-        for (int k = 0; k < 2; k++) {
-            free_buckets(h, h->t[k], h->size[k]);
-            h->t[k] = NULL;
-            h->size[k] = 0;
-        }
+        /* empty: drop the arrays now instead of shrinking step by step */
+        drop_table(h, 0);
+        drop_table(h, 1);
         h->rehash_idx = 0;
         return;
     }
-    if (!rehashing(h) && h->size[0] > MIN_BUCKETS && h->used[0] < h->size[0] / 8) {
-        size_t n = MIN_BUCKETS;
-        while (n < h->used[0] * 2)
-            n *= 2;
-        start_rehash(h, n);
-    }
-    rehash_step(h);
+    if (!resizing(h) && h->size[0] > MIN_SLOTS && h->used[0] < h->size[0] / 8)
+        start_resize(h, target_size(h, h->used[0]));
+    resize_step(h);
 }
 
 void rt_htab_release(rt_htab *h, rt_hentry *e)
@@ -297,9 +356,9 @@ void rt_htab_release(rt_htab *h, rt_hentry *e)
     free(e);
 }
 
-void rt_htab_remove(rt_htab *h, rt_hentry *e)
+void rt_htab_remove(rt_htab *h, rt_hentry *e, uint64_t hash)
 {
-    rt_htab_unlink(h, e);
+    rt_htab_unlink(h, e, hash);
     rt_htab_release(h, e);
 }
 
@@ -309,35 +368,26 @@ void rt_htab_iter_begin(rt_htab *h, rt_htab_iter *it)
 {
     it->h = h;
     it->table = 0;
-    it->bucket = 0;
-    it->next = NULL;
-    it->link = h->iters;
-    h->iters = it;
+    it->slot = 0;
+    h->iters++;
 }
 
 rt_hentry *rt_htab_iter_next(rt_htab_iter *it)
 {
     rt_htab *h = it->h;
-    while (!it->next) {
-        if (it->table > 1) return NULL;
-        if (it->bucket >= h->size[it->table]) {
+    while (it->table < 2) {
+        if (it->slot >= h->size[it->table]) {
             it->table++;
-            it->bucket = 0;
+            it->slot = 0;
             continue;
         }
-        it->next = h->t[it->table][it->bucket++];
+        rt_hentry *e = h->t[it->table][it->slot++].e;
+        if (live(e)) return e;
     }
-    rt_hentry *e = it->next;
-    it->next = e->next;
-    return e;
+    return NULL;
 }
 
 void rt_htab_iter_end(rt_htab_iter *it)
 {
-    rt_htab *h = it->h;
-    for (rt_htab_iter **pp = &h->iters; *pp; pp = &(*pp)->link)
-        if (*pp == it) {
-            *pp = it->link;
-            break;
-        }
+    if (it->h->iters) it->h->iters--;
 }

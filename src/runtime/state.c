@@ -83,7 +83,7 @@ int rt_kv_upsert(rt_kv *kv, const void *key, size_t klen, size_t vlen, void **va
     rt_hentry *e = rt_htab_find(&kv->h, key, klen, h);
     int fresh = !e;
     if (e)
-        e = rt_htab_resize_val(&kv->h, e, vlen);
+        e = rt_htab_resize_val(&kv->h, e, h, vlen);
     else
         e = rt_htab_insert(&kv->h, key, klen, h, vlen);
     if (!e) return put_failed(kv, klen, vlen);
@@ -102,9 +102,10 @@ int rt_kv_put(rt_kv *kv, const void *key, size_t klen, const void *val, size_t v
 
 int rt_kv_delete(rt_kv *kv, const void *key, size_t klen)
 {
-    rt_hentry *e = rt_htab_find(&kv->h, key, klen, rt_hash_bytes(key, klen));
+    uint64_t h = rt_hash_bytes(key, klen);
+    rt_hentry *e = rt_htab_find(&kv->h, key, klen, h);
     if (!e) return 0;
-    rt_htab_remove(&kv->h, e);
+    rt_htab_remove(&kv->h, e, h);
     return 1;
 }
 

@@ -8,9 +8,9 @@
  *
  * A table belongs to its operator (created in open, freed with the graph) and is snapshotted with
  * it by name. Each entry is one allocation holding key and value (htab.h), charged to the
- * operator and the process budget: entry header (24 bytes) + key rounded up to 8 + value + the
- * allocator's overhead (16), plus 8 bytes of bucket per entry. Growth rehashes incrementally, so
- * no put pays for a whole resize.
+ * operator and the process budget: entry header (8 bytes) + key rounded up to 8 + value + the
+ * allocator's overhead (16), plus a 16-byte slot at a load between 3/8 and 3/4 (about 28 bytes
+ * per entry). Growth moves slots incrementally, so no put pays for a whole resize.
  *
  * A value pointer returned by get/upsert stays valid, and may be written through, until that
  * key is put, upserted to another size, or deleted, or the table is cleared; other keys'
@@ -56,7 +56,7 @@ int rt_kv_delete(rt_kv *kv, const void *key, size_t klen);
 void rt_kv_clear(rt_kv *kv);
 
 size_t rt_kv_count(const rt_kv *kv);
-/* Bytes charged for the table (entries and buckets). */
+/* Bytes charged for the table (entries and slot arrays). */
 int64_t rt_kv_bytes(const rt_kv *kv);
 const char *rt_kv_name(const rt_kv *kv);
 

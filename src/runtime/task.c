@@ -10,17 +10,32 @@
 #define LABELS_MAX 160
 
 enum { STOP_NONE = 0, STOP_KEEP = 1, STOP_DRAIN = 2 };
+enum { PEND_NONE = 0, PEND_RECORD = 1, PEND_BAD = 2 };
+
+/* One input of the task: the source, where its records go, its own watermark, and the record
+ * read from it but not pushed yet (the merge holds one per source; its bytes stay valid because
+ * the source is not called again until it is pushed). */
+typedef struct task_source {
+    rt_source *src;
+    rt_op *root;
+    int input;
+    rt_wmgen_config wc;
+    rt_wmgen wm;
+    int64_t wm_now; /* what this source contributes to its root's watermark */
+    uint32_t since_wm;
+    int ended;
+    int idle;    /* said IDLE during this step: not asked again until the next step */
+    int pending; /* PEND_*: rec holds a record or a bad span */
+    rt_source_record rec;
+} task_source;
 
 struct rt_task {
     rt_task_config cfg;
     char *label;
     rt_graph *g;
-    rt_source *src;
-    rt_op *root;
-    int root_input;
-    rt_wmgen wm;
-    int64_t wm_sent;
-    uint32_t since_wm;
+    task_source *srcs;
+    size_t nsrc, capsrc;
+    int64_t wm_sent; /* minimum of the sources' watermarks, as last propagated */
     uint64_t records, bad;
     int64_t last_offset;
     _Atomic int stop;
@@ -57,22 +72,70 @@ rt_graph *rt_task_graph(rt_task *t)
     return t->g;
 }
 
+static void source_init(task_source *s, rt_source *src, const rt_wmgen_config *wm, rt_op *root,
+                        int input)
+{
+    memset(s, 0, sizeof *s);
+    s->src = src;
+    s->root = root;
+    s->input = input;
+    s->wc = *wm;
+    s->wm_now = RT_TIME_MIN;
+}
+
+int rt_task_add_source(rt_task *t, rt_source *src, const rt_wmgen_config *wm, rt_op *root,
+                       int input, char *err, size_t errlen)
+{
+    if (t->opened) {
+        snprintf(err, errlen, "task %s: a source is added after the task opened", t->label);
+        return -1;
+    }
+    if (t->nsrc == RT_TASK_MAX_SOURCES) {
+        snprintf(err, errlen, "task %s: source %s is over the limit of %d sources per task",
+                 t->label, src->name ? src->name : "?", RT_TASK_MAX_SOURCES);
+        return -1;
+    }
+    if (t->nsrc == t->capsrc) {
+        size_t cap = t->capsrc ? 2 * t->capsrc : 2;
+        task_source *n = realloc(t->srcs, cap * sizeof *n);
+        if (!n) {
+            snprintf(err, errlen, "task %s: out of memory", t->label);
+            return -1;
+        }
+        t->srcs = n;
+        t->capsrc = cap;
+    }
+    source_init(&t->srcs[t->nsrc++], src, wm ? wm : &t->cfg.wm, root, input);
+    return 0;
+}
+
 void rt_task_set_source(rt_task *t, rt_source *src, rt_op *root, int input)
 {
-    t->src = src;
-    t->root = root;
-    t->root_input = input;
+    if (t->nsrc) {
+        source_init(&t->srcs[0], src, &t->cfg.wm, root, input);
+        return;
+    }
+    char err[64];
+    /* the first source cannot hit the limit; out of memory shows at open as "no source" */
+    (void)rt_task_add_source(t, src, NULL, root, input, err, sizeof err);
 }
 
 int rt_task_open(rt_task *t, char *err, size_t errlen)
 {
-    if (!t->src || !t->root) {
+    if (!t->nsrc || !t->srcs[0].src || !t->srcs[0].root) {
         snprintf(err, errlen, "task %s: no source (rt_task_set_source)", t->label);
         return -1;
     }
-    rt_wmgen_config wc = t->cfg.wm;
-    if (t->src->finite) wc.idleness = 0; /* processing time never moves a finite input */
-    rt_wmgen_init(&t->wm, &wc);
+    for (size_t i = 0; i < t->nsrc; i++) {
+        task_source *s = &t->srcs[i];
+        if (!s->src || !s->root) {
+            snprintf(err, errlen, "task %s: source %zu has no source or root", t->label, i);
+            return -1;
+        }
+        rt_wmgen_config wc = s->wc;
+        if (s->src->finite) wc.idleness = 0; /* processing time never moves a finite input */
+        rt_wmgen_init(&s->wm, &wc);
+    }
     if (rt_graph_open(t->g, err, errlen) < 0) return -1;
     char labels[LABELS_MAX];
     snprintf(labels, sizeof labels, "task=%s", t->label);
@@ -96,14 +159,44 @@ static int fail(rt_task *t, char *err, size_t errlen, const char *what)
     return -1;
 }
 
-static int poll_watermark(rt_task *t, char *err, size_t errlen)
+/* Propagates the watermark of s's root: with one source, its watermark is every root's (as
+ * tasks always had it); with several, each root gets the minimum of the sources feeding it. */
+static int raise_root(rt_task *t, task_source *s, char *err, size_t errlen)
 {
-    t->since_wm = 0;
-    int64_t w = rt_wmgen_poll(&t->wm);
-    if (w <= t->wm_sent) return 0;
-    t->wm_sent = w;
-    rt_gauge_set(t->g_wm, w);
-    if (rt_graph_advance_watermark(t->g, w) < 0) return fail(t, err, errlen, rt_graph_error(t->g));
+    int rc;
+    if (t->nsrc == 1) {
+        rc = rt_graph_advance_watermark(t->g, s->wm_now);
+    } else {
+        int64_t m = RT_TIME_MAX;
+        for (size_t i = 0; i < t->nsrc; i++)
+            if (t->srcs[i].root == s->root && t->srcs[i].wm_now < m) m = t->srcs[i].wm_now;
+        rc = rt_graph_advance_watermark_at(t->g, s->root, m);
+    }
+    if (rc < 0) return fail(t, err, errlen, rt_graph_error(t->g));
+    int64_t all = RT_TIME_MAX;
+    for (size_t i = 0; i < t->nsrc; i++)
+        if (t->srcs[i].wm_now < all) all = t->srcs[i].wm_now;
+    if (all > t->wm_sent) {
+        t->wm_sent = all;
+        rt_gauge_set(t->g_wm, all);
+    }
+    return 0;
+}
+
+static int poll_source(rt_task *t, task_source *s, char *err, size_t errlen)
+{
+    s->since_wm = 0;
+    if (s->ended) return 0;
+    int64_t w = rt_wmgen_poll(&s->wm);
+    if (w <= s->wm_now) return 0;
+    s->wm_now = w;
+    return raise_root(t, s, err, errlen);
+}
+
+static int poll_all(rt_task *t, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < t->nsrc; i++)
+        if (poll_source(t, &t->srcs[i], err, errlen) < 0) return -1;
     return 0;
 }
 
@@ -117,51 +210,98 @@ static int end_input(rt_task *t, int drain, char *err, size_t errlen)
     return RT_TASK_DONE;
 }
 
+static size_t sources_left(const rt_task *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nsrc; i++) n += !t->srcs[i].ended;
+    return n;
+}
+
+/* The source has ended: its last watermark goes out; when others go on and the task drains, it
+ * stops holding its root back. */
+static int source_end(rt_task *t, task_source *s, char *err, size_t errlen)
+{
+    if (poll_source(t, s, err, errlen) < 0) return -1;
+    s->ended = 1;
+    if (t->cfg.no_drain || !sources_left(t)) return 0;
+    s->wm_now = RT_TIME_MAX;
+    return raise_root(t, s, err, errlen);
+}
+
+/* Makes sure every source that can has a record pending. Returns 0 or -1. */
+static int refill(rt_task *t, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < t->nsrc; i++) {
+        task_source *s = &t->srcs[i];
+        if (s->ended || s->idle || s->pending) continue;
+        s->rec = (rt_source_record){.ts = -1, .offset = -1};
+        int r = s->src->next(s->src, &s->rec, err, errlen);
+        if (r < 0) {
+            char what[400];
+            snprintf(what, sizeof what, "source %s: %s", s->src->name ? s->src->name : "?", err);
+            return fail(t, err, errlen, what);
+        }
+        if (r == RT_SOURCE_RECORD) s->pending = PEND_RECORD;
+        else if (r == RT_SOURCE_BAD) s->pending = PEND_BAD;
+        else if (r == RT_SOURCE_IDLE) s->idle = 1;
+        else if (source_end(t, s, err, errlen) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The pending record to push next: a bad span first, else the smallest timestamp; ties go to
+ * the source added first. NULL when no source has one. */
+static task_source *pick(rt_task *t)
+{
+    task_source *best = NULL;
+    for (size_t i = 0; i < t->nsrc; i++) {
+        task_source *s = &t->srcs[i];
+        if (!s->pending) continue;
+        if (s->pending == PEND_BAD) return s;
+        if (!best || s->rec.ts < best->rec.ts) best = s;
+    }
+    return best;
+}
+
 int rt_task_step(rt_task *t, char *err, size_t errlen)
 {
     if (t->done) return RT_TASK_DONE;
     if (!t->opened) return fail(t, err, errlen, "not open (rt_task_open)");
     int stop = atomic_load_explicit(&t->stop, memory_order_relaxed);
     if (stop != STOP_NONE) {
-        if (poll_watermark(t, err, errlen) < 0) return -1;
+        if (poll_all(t, err, errlen) < 0) return -1;
         return end_input(t, stop == STOP_DRAIN, err, errlen);
     }
-    rt_source *src = t->src;
-    for (uint32_t i = 0; i < t->cfg.step_records; i++) {
-        rt_source_record sr = {.ts = -1, .offset = -1};
-        int r = src->next(src, &sr, err, errlen);
-        if (r < 0) {
-            char what[400];
-            snprintf(what, sizeof what, "source %s: %s", src->name ? src->name : "?", err);
-            return fail(t, err, errlen, what);
-        }
-        if (r == RT_SOURCE_IDLE) {
-            if (poll_watermark(t, err, errlen) < 0) return -1;
+    for (size_t i = 0; i < t->nsrc; i++) t->srcs[i].idle = 0;
+    for (uint32_t n = 0; n < t->cfg.step_records; n++) {
+        if (refill(t, err, errlen) < 0) return -1;
+        task_source *s = pick(t);
+        if (!s) {
+            if (!sources_left(t)) return end_input(t, !t->cfg.no_drain, err, errlen);
+            if (poll_all(t, err, errlen) < 0) return -1;
             return RT_TASK_IDLE;
         }
-        if (r == RT_SOURCE_END) {
-            if (poll_watermark(t, err, errlen) < 0) return -1;
-            return end_input(t, !t->cfg.no_drain, err, errlen);
-        }
-        sr.source = src->name;
-        sr.partition = src->partition;
-        t->last_offset = sr.offset;
-        rt_record rec = {sr.ts, RT_TYPE_SOURCE, &sr, sr.value_len, sr.key, sr.key_len};
-        if (r == RT_SOURCE_BAD) {
+        rt_source_record *sr = &s->rec;
+        sr->source = s->src->name;
+        sr->partition = s->src->partition;
+        t->last_offset = sr->offset;
+        rt_record rec = {sr->ts, RT_TYPE_SOURCE, sr, sr->value_len, sr->key, sr->key_len};
+        if (s->pending == PEND_BAD) {
             rec.type = RT_TYPE_SOURCE_BAD;
             t->bad++;
             rt_counter_add_1w(t->c_bad, 1);
         } else {
-            rt_wmgen_observe(&t->wm, sr.ts);
+            rt_wmgen_observe(&s->wm, sr->ts);
             t->records++;
         }
-        if (rt_graph_push(t->g, t->root, t->root_input, &rec) < 0)
+        s->pending = PEND_NONE;
+        if (rt_graph_push(t->g, s->root, s->input, &rec) < 0)
             return fail(t, err, errlen, rt_graph_error(t->g));
-        if (++t->since_wm >= t->cfg.watermark_every && poll_watermark(t, err, errlen) < 0)
+        if (++s->since_wm >= t->cfg.watermark_every && poll_source(t, s, err, errlen) < 0)
             return -1;
     }
     rt_gauge_set(t->g_offset, t->last_offset);
-    if (poll_watermark(t, err, errlen) < 0) return -1;
+    if (poll_all(t, err, errlen) < 0) return -1;
     return RT_TASK_MORE;
 }
 
@@ -190,12 +330,14 @@ void rt_task_info_get(const rt_task *t, rt_task_info *info)
     info->watermark = t->wm_sent;
     info->drained = t->drained;
     info->done = t->done;
+    info->sources = t->nsrc;
 }
 
 void rt_task_free(rt_task *t)
 {
     if (!t) return;
     rt_graph_free(t->g);
+    free(t->srcs);
     free(t->label);
     free(t);
 }

@@ -20,7 +20,25 @@
  * the end of time, every timer fires, every operator finishes) or stops at its last watermark
  * with state and timers intact for a final snapshot (DESIGN.md §2 "End of a finite input").
  * A stop requested from another thread (rt_task_request_stop) ends the task the same way at the
- * next step. A task is driven by one thread at a time. */
+ * next step. A task is driven by one thread at a time.
+ *
+ * Several sources (rt_task_add_source): a task may read more than one input, each feeding a root
+ * of the graph (content-metrics reads LogRequests and joined events). Each source has its own
+ * watermark generator, so its watermark follows only its own records; a root fed by several
+ * sources gets the minimum of theirs, and an operator fed by several roots sees the minimum of
+ * its inputs (graph.h). So a record that is in order within its own source (not behind that
+ * source's watermark) is never late anywhere downstream, however the sources are interleaved;
+ * only records already behind their own source's watermark can be late, and whether they are
+ * depends on the other sources' progress. Interleaving: the task holds the next record of every
+ * source and pushes the one with the smallest timestamp (a bad span first; ties to the source
+ * added first), so the order, and with it every output, is a function of the inputs alone, the
+ * inputs advance together in event time, and windows close as early as the slowest input
+ * allows. A source with nothing to read right now (IDLE) is skipped until the next step while
+ * the others go on. A finite source that ends while others go on stops holding the watermark
+ * back (its watermark goes to the end of time, as a finished Flink source does) unless the task
+ * does not drain; the task drains once every source has ended. A root no source feeds stays at
+ * the start of time and holds back everything downstream of it until the drain. With one source
+ * the task behaves as it always did: its watermark is every root's. */
 #ifndef LOGPROC_TASK_H
 #define LOGPROC_TASK_H
 
@@ -89,9 +107,20 @@ typedef enum {
 int rt_task_new(const rt_task_config *cfg, rt_task **out, char *err, size_t errlen);
 /* The task's graph, for the job to build. Owned by the task. */
 rt_graph *rt_task_graph(rt_task *t);
-/* Sets the source (borrowed: it must outlive the task) and the root operator and input its
- * records go to. */
+/* Sets the task's first source (borrowed: it must outlive the task) and the root operator and
+ * input its records go to, with the task's watermark configuration (cfg.wm). Calling it again
+ * replaces that first source. */
 void rt_task_set_source(rt_task *t, rt_source *src, rt_op *root, int input);
+
+#define RT_TASK_MAX_SOURCES 1024 /* sources of one task */
+
+/* Adds one more source (before rt_task_open), feeding input `input` of root, with its own
+ * watermark generator configured by wm (NULL: the task's cfg.wm; idleness is ignored for a
+ * finite source). Several sources may feed one root. The source is borrowed and must outlive the
+ * task. Cost per record with n sources: O(n) to pick the next record and to recompute a root's
+ * watermark. Returns 0, or -1 with err (over RT_TASK_MAX_SOURCES, after open, out of memory). */
+int rt_task_add_source(rt_task *t, rt_source *src, const rt_wmgen_config *wm, rt_op *root,
+                       int input, char *err, size_t errlen);
 /* Opens the graph (rt_graph_open). Returns 0 or -1 with err. */
 int rt_task_open(rt_task *t, char *err, size_t errlen);
 
@@ -111,7 +140,8 @@ typedef struct rt_task_info {
     uint64_t records;    /* good records pushed */
     uint64_t bad;        /* bad spans pushed */
     int64_t last_offset; /* offset of the last record or span taken from the source; -1 none */
-    int64_t watermark;   /* last source watermark propagated */
+    int64_t watermark;   /* last source watermark propagated (several sources: their minimum) */
+    size_t sources;      /* sources the task reads */
     int drained;         /* 1 after rt_graph_finish ran */
     int done;
 } rt_task_info;

@@ -7,13 +7,25 @@
 #include "runtime/record.h"
 
 #define TIMERS_VERSION 1
-#define HEAP_OVERHEAD 16
+#define ARRAY_OVERHEAD 16
+#define MIN_CAP 16
 
-/* The heap holds (time, seq) inline so sifting never touches the entries (each would be a cache
- * miss); the entry, a hash-table entry keyed by time ++ key, is reached only to fire or delete.
+/* A pending timer is an entry of the hash table keyed by time ++ key (so a duplicate register is
+ * one probe) plus an item (time, seq, entry) in one of the ordered structures below. Items hold
+ * (time, seq) inline, so ordering never touches the entries (each would be a cache miss); the
+ * entry is reached only to fire or delete.
+ *
+ * Operators mostly register times that grow with their input (ts + a constant), often several
+ * such sequences interleaved (one per window length). So before the heap come a few FIFO lanes,
+ * each sorted by (time, seq): a new item goes to the lane whose last time is the largest one not
+ * above it, and only an item that fits no lane goes to the heap. Appending to a lane and popping
+ * its head are O(1) and touch memory sequentially; the heap is O(log n). The next timer is the
+ * least of the lane heads and the heap's top.
+ *
  * Delete is lazy: the entry leaves the hash table at once (so the same (key, time) can be
- * registered again) and is marked dead; its heap slot is dropped when it reaches the top. The top
- * of the heap is never dead, so peek is O(1). */
+ * registered again) and is marked dead; its item is dropped when it reaches the front of its
+ * structure, or when the dead outnumber the live and everything is compacted. Every front is
+ * kept live, so peek is O(1). */
 typedef struct hitem {
     int64_t time;
     uint64_t seq; /* registration order: ties on time fire first-registered first */
@@ -21,16 +33,28 @@ typedef struct hitem {
 } hitem;
 
 typedef struct tval {
-    int dead;
+    uint64_t hash; /* of time ++ key, to unlink without hashing again */
+    uint32_t dead;
 } tval;
+
+#define NLANES 4
+
+typedef struct lane { /* a ring buffer; cap is 0 or a power of two */
+    hitem *a;
+    size_t head, n, cap;
+} lane;
 
 struct rt_timers {
     rt_htab set;
     hitem *heap;
     size_t n, cap;
+    lane lanes[NLANES];
     size_t live;
-    size_t dead; /* deleted entries still in the heap */
+    size_t dead; /* deleted entries still in the heap or a lane */
     uint64_t seq;
+    /* The pending timer registered or found last: operators often register the same (key,
+     * time) for record after record of one key, and a match here costs no hash probe. */
+    rt_hentry *last;
     uint8_t *scratch; /* composite key under construction */
     size_t scratch_cap;
     rt_htab_charge_fn charge;
@@ -46,6 +70,18 @@ static int before(const hitem *x, const hitem *y)
 {
     return x->time < y->time || (x->time == y->time && x->seq < y->seq);
 }
+
+static int arr_charge(rt_timers *t, int64_t n)
+{
+    return t->charge ? t->charge(t->ctx, n) : 0;
+}
+
+static int64_t arr_bytes(size_t cap)
+{
+    return cap ? (int64_t)(cap * sizeof(hitem) + ARRAY_OVERHEAD) : 0;
+}
+
+/* ---- the heap ---- */
 
 static void sift_up(rt_timers *t, size_t i)
 {
@@ -73,30 +109,77 @@ static void sift_down(rt_timers *t, size_t i)
     t->heap[i] = it;
 }
 
-static int heap_charge(rt_timers *t, int64_t n);
-
-/* Halves the array when it is a quarter full, so a drained burst of timers gives its memory back.
- */
-static void maybe_shrink(rt_timers *t)
+/* Sets the heap's capacity (>= n); charges first. */
+static int heap_realloc(rt_timers *t, size_t cap)
 {
-    if (t->cap <= 64 || t->n >= t->cap / 4) return;
-    size_t cap = t->cap / 2;
-    hitem *p = realloc(t->heap, cap * sizeof *p);
-    if (!p) return;
-    heap_charge(t, -(int64_t)((t->cap - cap) * sizeof(hitem)));
+    int64_t delta = arr_bytes(cap) - arr_bytes(t->cap);
+    if (delta > 0 && arr_charge(t, delta) < 0) return -1;
+    hitem *p = cap ? realloc(t->heap, cap * sizeof *p) : (free(t->heap), NULL);
+    if (cap && !p) {
+        if (delta > 0) arr_charge(t, -delta);
+        return -1;
+    }
+    if (delta < 0) arr_charge(t, delta);
     t->heap = p;
     t->cap = cap;
+    return 0;
+}
+
+/* Halves an array a quarter full, so a drained burst of timers gives its memory back. */
+static void heap_maybe_shrink(rt_timers *t)
+{
+    if (t->cap > 64 && t->n < t->cap / 4) heap_realloc(t, t->cap / 2);
 }
 
 static void heap_pop(rt_timers *t)
 {
     t->heap[0] = t->heap[--t->n];
     if (t->n) sift_down(t, 0);
-    maybe_shrink(t);
+    heap_maybe_shrink(t);
 }
 
-/* Frees dead entries sitting at the top, restoring "the top is live". */
-static void drop_dead_top(rt_timers *t)
+/* ---- lanes ---- */
+
+static hitem *lane_at(const lane *l, size_t k)
+{
+    return &l->a[(l->head + k) & (l->cap - 1)];
+}
+
+static int lane_realloc(rt_timers *t, lane *l, size_t cap)
+{
+    int64_t delta = arr_bytes(cap) - arr_bytes(l->cap);
+    if (delta > 0 && arr_charge(t, delta) < 0) return -1;
+    hitem *p = NULL;
+    if (cap) {
+        p = malloc(cap * sizeof *p);
+        if (!p) {
+            if (delta > 0) arr_charge(t, -delta);
+            return -1;
+        }
+        for (size_t k = 0; k < l->n; k++)
+            p[k] = *lane_at(l, k);
+    }
+    free(l->a);
+    if (delta < 0) arr_charge(t, delta);
+    l->a = p;
+    l->cap = cap;
+    l->head = 0;
+    return 0;
+}
+
+static void lane_pop(rt_timers *t, lane *l)
+{
+    l->head = (l->head + 1) & (l->cap - 1);
+    l->n--;
+    if (!l->n)
+        l->head = 0;
+    if (l->cap > 64 && l->n < l->cap / 4) lane_realloc(t, l, l->cap / 2);
+}
+
+/* ---- fronts ---- */
+
+/* Frees dead items at the front of every structure, restoring "every front is live". */
+static void drop_dead_fronts(rt_timers *t)
 {
     while (t->n && tv(t->heap[0].e)->dead) {
         rt_hentry *e = t->heap[0].e;
@@ -104,11 +187,52 @@ static void drop_dead_top(rt_timers *t)
         rt_htab_release(&t->set, e);
         t->dead--;
     }
+    for (int k = 0; k < NLANES; k++) {
+        lane *l = &t->lanes[k];
+        while (l->n && tv(lane_at(l, 0)->e)->dead) {
+            rt_hentry *e = lane_at(l, 0)->e;
+            lane_pop(t, l);
+            rt_htab_release(&t->set, e);
+            t->dead--;
+        }
+    }
 }
 
-/* Drops every dead entry and re-heapifies: O(n), run when the dead outnumber the live, so
+/* Frees the item arrays once nothing is pending at all: an operator between bursts of timers
+ * holds no memory for them (a lane that empties while others hold items keeps its array). */
+static void release_if_idle(rt_timers *t)
+{
+    if (t->n) return;
+    for (int k = 0; k < NLANES; k++)
+        if (t->lanes[k].n) return;
+    heap_realloc(t, 0);
+    for (int k = 0; k < NLANES; k++)
+        lane_realloc(t, &t->lanes[k], 0);
+}
+
+/* The earliest front: -1 for the heap, a lane's index, or -2 when nothing is pending. */
+static int earliest(const rt_timers *t, const hitem **out)
+{
+    int which = -2;
+    const hitem *best = NULL;
+    if (t->n) {
+        best = &t->heap[0];
+        which = -1;
+    }
+    for (int k = 0; k < NLANES; k++) {
+        const lane *l = &t->lanes[k];
+        if (l->n && (!best || before(lane_at(l, 0), best))) {
+            best = lane_at(l, 0);
+            which = k;
+        }
+    }
+    *out = best;
+    return which;
+}
+
+/* Drops every dead item and re-heapifies: O(n), run when the dead outnumber the live, so
  * delete stays O(1) amortized and a register/delete pattern (a session window moving its end)
- * cannot fill the heap with tombstones. */
+ * cannot fill memory with tombstones. Lanes keep their order. */
 static void compact(rt_timers *t)
 {
     size_t n = 0;
@@ -119,20 +243,34 @@ static void compact(rt_timers *t)
             t->heap[n++] = t->heap[i];
     }
     t->n = n;
-    t->dead = 0;
     for (size_t i = n / 2; i-- > 0;)
         sift_down(t, i);
     while (t->cap > 64 && t->n < t->cap / 4) {
-        size_t before_cap = t->cap;
-        maybe_shrink(t);
-        if (t->cap == before_cap) break;
+        size_t was = t->cap;
+        heap_maybe_shrink(t);
+        if (t->cap == was) break;
     }
+    for (int k = 0; k < NLANES; k++) {
+        lane *l = &t->lanes[k];
+        size_t m = 0;
+        for (size_t j = 0; j < l->n; j++) {
+            hitem it = *lane_at(l, j);
+            if (tv(it.e)->dead)
+                rt_htab_release(&t->set, it.e);
+            else
+                *lane_at(l, m++) = it;
+        }
+        l->n = m;
+        size_t cap = l->cap;
+        while (cap > 64 && l->n < cap / 4)
+            cap /= 2;
+        if (!l->n) cap = 0;
+        if (cap != l->cap) lane_realloc(t, l, cap);
+    }
+    t->dead = 0;
 }
 
-static int heap_charge(rt_timers *t, int64_t n)
-{
-    return t->charge ? t->charge(t->ctx, n) : 0;
-}
+/* ---- the service ---- */
 
 int rt_timers_new(rt_htab_charge_fn charge, void *ctx, rt_timers **out)
 {
@@ -148,11 +286,19 @@ int rt_timers_new(rt_htab_charge_fn charge, void *ctx, rt_timers **out)
 void rt_timers_free(rt_timers *t)
 {
     if (!t) return;
+    /* the dead are no longer in the set: free them from the items */
     for (size_t i = 0; i < t->n; i++)
         if (tv(t->heap[i].e)->dead) rt_htab_release(&t->set, t->heap[i].e);
+    for (int k = 0; k < NLANES; k++) {
+        lane *l = &t->lanes[k];
+        for (size_t j = 0; j < l->n; j++)
+            if (tv(lane_at(l, j)->e)->dead) rt_htab_release(&t->set, lane_at(l, j)->e);
+        l->n = 0;
+        lane_realloc(t, l, 0);
+    }
     rt_htab_clear(&t->set);
-    if (t->heap) heap_charge(t, -(int64_t)(t->cap * sizeof(hitem) + HEAP_OVERHEAD));
-    free(t->heap);
+    t->n = 0;
+    heap_realloc(t, 0);
     free(t->scratch);
     free(t);
 }
@@ -172,29 +318,59 @@ static const uint8_t *composite(rt_timers *t, int64_t time, const void *key, siz
     return t->scratch;
 }
 
+/* Makes room for one more item where it belongs: a lane (*lane_out) or the heap (NULL). */
+static int reserve(rt_timers *t, int64_t time, lane **lane_out)
+{
+    lane *best = NULL, *empty = NULL;
+    for (int k = 0; k < NLANES; k++) {
+        lane *l = &t->lanes[k];
+        if (!l->n) {
+            if (!empty) empty = l;
+            continue;
+        }
+        const hitem *last = lane_at(l, l->n - 1);
+        if (last->time <= time && (!best || last->time > lane_at(best, best->n - 1)->time))
+            best = l;
+    }
+    if (!best) best = empty;
+    *lane_out = best;
+    if (best) {
+        if (best->n == best->cap && lane_realloc(t, best, best->cap ? best->cap * 2 : MIN_CAP))
+            return -1;
+        return 0;
+    }
+    if (t->n == t->cap && heap_realloc(t, t->cap ? t->cap * 2 : MIN_CAP)) return -1;
+    return 0;
+}
+
 int rt_timers_register(rt_timers *t, int64_t time, const void *key, size_t klen)
 {
     if (klen > RT_HTAB_KEY_MAX - 8) return -1;
+    if (t->last && t->last->klen == klen + 8 && !memcmp(rt_hentry_key(t->last), &time, 8) &&
+        (!klen || !memcmp(rt_hentry_key(t->last) + 8, key, klen)))
+        return 0;
     const uint8_t *ck = composite(t, time, key, klen);
     if (!ck) return -1;
     uint64_t h = rt_hash_bytes(ck, klen + 8);
-    if (rt_htab_find(&t->set, ck, klen + 8, h)) return 0;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        int64_t delta = (int64_t)((cap - t->cap) * sizeof(hitem)) + (t->cap ? 0 : HEAP_OVERHEAD);
-        if (heap_charge(t, delta) < 0) return -1;
-        hitem *p = realloc(t->heap, cap * sizeof *p);
-        if (!p) {
-            heap_charge(t, -delta);
-            return -1;
-        }
-        t->heap = p;
-        t->cap = cap;
+    rt_hentry *found = rt_htab_find(&t->set, ck, klen + 8, h);
+    if (found) {
+        t->last = found;
+        return 0;
     }
+    lane *l;
+    if (reserve(t, time, &l)) return -1;
     rt_hentry *e = rt_htab_insert(&t->set, ck, klen + 8, h, sizeof(tval));
     if (!e) return -1;
-    t->heap[t->n++] = (hitem){time, t->seq++, e};
-    sift_up(t, t->n - 1);
+    tv(e)->hash = h;
+    t->last = e;
+    hitem it = {time, t->seq++, e};
+    if (l) {
+        *lane_at(l, l->n) = it;
+        l->n++;
+    } else {
+        t->heap[t->n++] = it;
+        sift_up(t, t->n - 1);
+    }
     t->live++;
     return 1;
 }
@@ -204,14 +380,17 @@ int rt_timers_delete(rt_timers *t, int64_t time, const void *key, size_t klen)
     if (klen > RT_HTAB_KEY_MAX - 8) return 0;
     const uint8_t *ck = composite(t, time, key, klen);
     if (!ck) return 0;
-    rt_hentry *e = rt_htab_find(&t->set, ck, klen + 8, rt_hash_bytes(ck, klen + 8));
+    uint64_t h = rt_hash_bytes(ck, klen + 8);
+    rt_hentry *e = rt_htab_find(&t->set, ck, klen + 8, h);
     if (!e) return 0;
-    rt_htab_unlink(&t->set, e);
+    if (e == t->last) t->last = NULL;
+    rt_htab_unlink(&t->set, e, h);
     tv(e)->dead = 1;
     t->live--;
     t->dead++;
-    drop_dead_top(t);
+    drop_dead_fronts(t);
     if (t->dead > 64 && t->dead > t->live) compact(t);
+    release_if_idle(t);
     return 1;
 }
 
@@ -222,22 +401,30 @@ size_t rt_timers_count(const rt_timers *t)
 
 int rt_timers_peek(const rt_timers *t, int64_t *time)
 {
-    if (!t->n) {
+    const hitem *first;
+    if (earliest(t, &first) == -2) {
         *time = RT_TIME_MAX;
         return 0;
     }
-    *time = t->heap[0].time;
+    *time = first->time;
     return 1;
 }
 
 int rt_timers_pop_due(rt_timers *t, int64_t limit, rt_timer_fired *f)
 {
-    if (!t->n || t->heap[0].time > limit) return 0;
-    rt_hentry *e = t->heap[0].e;
-    f->time = t->heap[0].time;
-    heap_pop(t);
-    drop_dead_top(t);
-    rt_htab_unlink(&t->set, e);
+    const hitem *first;
+    int which = earliest(t, &first);
+    if (which == -2 || first->time > limit) return 0;
+    rt_hentry *e = first->e;
+    if (e == t->last) t->last = NULL;
+    f->time = first->time;
+    if (which == -1)
+        heap_pop(t);
+    else
+        lane_pop(t, &t->lanes[which]);
+    drop_dead_fronts(t);
+    release_if_idle(t);
+    rt_htab_unlink(&t->set, e, tv(e)->hash);
     t->live--;
     f->key = rt_hentry_key(e) + 8;
     f->key_len = e->klen - 8;
@@ -266,6 +453,11 @@ int rt_timers_snapshot(const rt_timers *t, rt_buf *out)
     size_t n = 0;
     for (size_t i = 0; i < t->n; i++)
         if (!tv(t->heap[i].e)->dead) order[n++] = t->heap[i];
+    for (int k = 0; k < NLANES; k++)
+        for (size_t j = 0; j < t->lanes[k].n; j++) {
+            const hitem *it = lane_at(&t->lanes[k], j);
+            if (!tv(it->e)->dead) order[n++] = *it;
+        }
     qsort(order, n, sizeof *order, cmp_items);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

@@ -1,14 +1,17 @@
 /* The event-time timer service of one operator: keyed timers, deduplicated per (key, time),
  * popped in ascending (time, registration) order.
  *
- * A binary min-heap of (time, seq, entry) plus a hash table from (time, key) to the entry.
- * Register and pop are O(log n), with the sift touching only the contiguous heap array; a
- * duplicate register is one hash probe; delete is a hash probe that marks the entry dead (its heap
- * slot goes when it reaches the top, or when the dead outnumber the live and the heap is
- * compacted: O(1) amortized). Each timer costs one allocation of about 56 + key_len bytes plus
- * 24 bytes of heap and 8 of bucket, all charged through the charge callback. Operators reach their
- * service through operator.h (rt_timer_register); this interface is the graph's, and the tests'.
- * Not thread-safe; one owner. */
+ * A hash table from (time, key) to the timer's entry, plus the order: a few FIFO lanes, each
+ * sorted, that take the timers registered in ascending time (the usual case: ts + a constant per
+ * operator, or a few such sequences interleaved), and a binary min-heap of (time, seq, entry)
+ * for the rest. Register is one hash probe plus an O(1) append (O(log n) for the heap); pop is
+ * O(1) from a lane (O(log n) from the heap), touching only the contiguous item arrays; a
+ * duplicate register is one hash probe; delete is a hash probe that marks the entry dead (its
+ * item goes when it reaches the front, or when the dead outnumber the live and everything is
+ * compacted: O(1) amortized). Each timer costs one allocation of about 48 + key_len bytes, a
+ * 16-byte slot at a load between 3/8 and 3/4 and a 24-byte item, all charged through the charge
+ * callback. Operators reach their service through operator.h (rt_timer_register); this
+ * interface is the graph's, and the tests'. Not thread-safe; one owner. */
 #ifndef LOGPROC_TIMERS_H
 #define LOGPROC_TIMERS_H
 

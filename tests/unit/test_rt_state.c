@@ -337,7 +337,7 @@ static void test_iterate_during_rehash(void **state)
         assert_int_equal(seen[v], 0);
         seen[v] = 1;
         visited++;
-        if (v % 2) rt_htab_remove(&h, e);
+        if (v % 2) rt_htab_remove(&h, e, rt_hash_bytes(rt_hentry_key(e), e->klen));
         /* lookups in between would move buckets if the iterator did not hold the rehash */
         int len = keyf(k, sizeof k, (v * 7) % n);
         rt_htab_find(&h, k, (size_t)len, rt_hash_bytes(k, (size_t)len));

@@ -6,6 +6,9 @@
  *                   items_len (u32), then the shared parts of the FlatResponseInsertion packed
  *                   (from the source), then the impression/action entries packed as repeated
  *                   fields 16/17 of the same message; capacity beyond items_len is slack.
+ *   parts           user + ref -> a view or request shared by the windows of one user: the
+ *                   shared parts above are kept in split form (part_store.h), so the 20
+ *                   insertions of one request hold one copy of its request and view
  * The output is the unpack of shared ++ items: protobuf concatenation merges the two.
  * key = le64 platform_id, varint length of log_user_id, log_user_id, insertion_id (timer key). */
 #include "jobs/join/flat_response_insertion.h"
@@ -16,6 +19,7 @@
 #include "formats/pb_util.h"
 #include "jobs/join/join_records.h"
 #include "jobs/join/joined_filters.h"
+#include "jobs/join/part_store.h"
 #include "runtime/buf.h"
 #include "runtime/state.h"
 
@@ -29,11 +33,13 @@ enum { SRC_NONE, SRC_IMPRESSION, SRC_ACTION };
 
 typedef struct fri_op {
     int64_t gap;
-    rt_kv *list, *content;
+    rt_kv *list, *content, *parts;
     pb_arena *arena;
-    rt_buf shared, item;
+    rt_buf shared, item, joined;
     uint8_t key[FRI_KEY_MAX + 32];
     size_t klen;
+    /* content keys under construction (a per-element malloc of this size fragmented the heap) */
+    uint8_t ck[FRI_KEY_MAX + 40], ck2[FRI_KEY_MAX + 40];
     rt_counter *c_late, *c_key, *c_out;
 } fri_op;
 
@@ -107,6 +113,29 @@ static int build_key(fri_op *f, const Event__JoinedEvent *e)
     return 0;
 }
 
+static uint32_t get_u32(const uint8_t *p);
+
+/* The length of the user part of the current key (platform id, varint length, log_user_id):
+ * the scope of the shared parts. */
+static size_t user_len(const fri_op *f)
+{
+    size_t n = 8, shift = 0;
+    uint64_t len = 0;
+    while (n < f->klen && n < 18) {
+        uint8_t b = f->key[n++];
+        len |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80)) break;
+    }
+    return len <= f->klen - n ? n + (size_t)len : f->klen;
+}
+
+/* Drops the part references of a stored content value (its shared bytes). */
+static void content_release(fri_op *f, const uint8_t *v)
+{
+    part_store_release(f->parts, f->key, user_len(f), v + FRI_HDR, get_u32(v + 1));
+}
+
 /* The content key of window sid for the current key, in buf (FRI_KEY_MAX + 40 bytes). */
 static size_t content_key(const fri_op *f, uint8_t *buf, int64_t sid)
 {
@@ -162,21 +191,21 @@ static void put_u32(uint8_t *p, uint32_t v)
     memcpy(p, &v, 4);
 }
 
-/* Writes a whole content value: src, shared bytes, item bytes (exact size). */
+/* Writes a whole content value: src, shared bytes, item bytes (exact size). shared and items
+ * must not point into the stored value (callers pass copies). */
 static int content_put(fri_op *f, const uint8_t *ck, size_t cklen, int src, const uint8_t *shared,
                        size_t ns, const uint8_t *items, size_t ni)
 {
     if (ns > UINT32_MAX || ni > UINT32_MAX) return -1;
-    uint8_t *tmp = malloc(FRI_HDR + ns + ni);
-    if (!tmp) return -1;
-    tmp[0] = (uint8_t)src;
-    put_u32(tmp + 1, (uint32_t)ns);
-    put_u32(tmp + 5, (uint32_t)ni);
-    if (ns) memcpy(tmp + FRI_HDR, shared, ns);
-    if (ni) memcpy(tmp + FRI_HDR + ns, items, ni);
-    int rc = rt_kv_put(f->content, ck, cklen, tmp, FRI_HDR + ns + ni);
-    free(tmp);
-    return rc;
+    void *nv;
+    if (rt_kv_upsert(f->content, ck, cklen, FRI_HDR + ns + ni, &nv, NULL)) return -1;
+    uint8_t *v = nv;
+    v[0] = (uint8_t)src;
+    put_u32(v + 1, (uint32_t)ns);
+    put_u32(v + 5, (uint32_t)ni);
+    if (ns) memcpy(v + FRI_HDR, shared, ns);
+    if (ni) memcpy(v + FRI_HDR + ns, items, ni);
+    return 0;
 }
 
 static int content_append(fri_op *f, const uint8_t *ck, size_t cklen, const uint8_t *p, size_t n)
@@ -228,11 +257,10 @@ static int pack_shared(rt_op *op, const Event__JoinedEvent *s)
         or_empty(f, s->sdk_execution, &delivery__delivery_execution__descriptor, &oom);
     r.hidden_api_request = s->hidden_api_request;
     if (oom) return rt_op_fail(op, "out of memory");
-    rt_buf_reset(&f->shared);
-    size_t n = protobuf_c_message_get_packed_size(&r.base);
-    if (rt_buf_reserve(&f->shared, n)) return rt_op_fail(op, "out of memory");
-    protobuf_c_message_pack(&r.base, f->shared.data);
-    f->shared.len = n;
+    /* the view and request are the same for every insertion of a request: shared parts */
+    static const uint32_t parts[] = {6, 8}; /* FlatResponseInsertion.view, .request */
+    if (part_store_split(f->parts, f->key, user_len(f), &r.base, parts, 2, &f->shared))
+        return rt_op_fail(op, "out of memory");
     return 0;
 }
 
@@ -269,9 +297,7 @@ static int pack_item(rt_op *op, const Event__JoinedEvent *e, bool impression)
 static int merge_content(rt_op *op, int64_t into, int64_t from)
 {
     fri_op *f = rt_op_self(op);
-    uint8_t *ka = malloc(2 * (FRI_KEY_MAX + 40));
-    if (!ka) return rt_op_fail(op, "out of memory");
-    uint8_t *kb = ka + FRI_KEY_MAX + 40;
+    uint8_t *ka = f->ck, *kb = f->ck2;
     size_t na = content_key(f, ka, into), nb = content_key(f, kb, from);
     size_t la, lb;
     const uint8_t *a = rt_kv_get(f->content, ka, na, &la);
@@ -293,17 +319,19 @@ static int merge_content(rt_op *op, int64_t into, int64_t from)
             /* copy the chosen shared bytes before the put moves them */
             rt_buf sh;
             rt_buf_init(&sh, 0);
-            if (rt_buf_append(&sh, take_b ? shared_b : shared_a, take_b ? nsb : nsa))
+            if (rt_buf_append(&sh, take_b ? shared_b : shared_a, take_b ? nsb : nsa)) {
                 rc = rt_op_fail(op, "out of memory");
-            else if (content_put(f, ka, na, take_b ? sb : sa, sh.data, sh.len, items.data,
-                                 items.len))
-                rc = -1;
+            } else {
+                content_release(f, take_b ? a : b); /* the source not taken */
+                if (content_put(f, ka, na, take_b ? sb : sa, sh.data, sh.len, items.data,
+                                items.len))
+                    rc = -1;
+            }
             rt_buf_free(&sh);
         }
         rt_buf_free(&items);
     }
     if (!rc) rt_kv_delete(f->content, kb, nb);
-    free(ka);
     return rc;
 }
 
@@ -312,8 +340,7 @@ static int add_element(rt_op *op, int64_t sid, const Event__JoinedEvent *e, bool
                        bool fresh)
 {
     fri_op *f = rt_op_self(op);
-    uint8_t *ck = malloc(FRI_KEY_MAX + 40);
-    if (!ck) return rt_op_fail(op, "out of memory");
+    uint8_t *ck = f->ck;
     size_t ckn = content_key(f, ck, sid);
     int rc = pack_item(op, e, impression);
     int src = SRC_NONE;
@@ -332,6 +359,7 @@ static int add_element(rt_op *op, int64_t sid, const Event__JoinedEvent *e, bool
             rt_buf_init(&items, 0);
             if (v && rt_buf_append(&items, v + FRI_HDR + get_u32(v + 1), get_u32(v + 5)))
                 rc = rt_op_fail(op, "out of memory");
+            if (!rc && v) content_release(f, v); /* the source being replaced */
             if (!rc && rt_buf_append(&items, f->item.data, f->item.len))
                 rc = rt_op_fail(op, "out of memory");
             if (!rc && content_put(f, ck, ckn, impression ? SRC_IMPRESSION : SRC_ACTION,
@@ -342,7 +370,6 @@ static int add_element(rt_op *op, int64_t sid, const Event__JoinedEvent *e, bool
     } else if (!rc) {
         rc = content_append(f, ck, ckn, f->item.data, f->item.len);
     }
-    free(ck);
     return rc;
 }
 
@@ -423,26 +450,33 @@ static int fri_process(rt_op *op, int input, const rt_record *rec)
 static int fire(rt_op *op, const fri_window *w)
 {
     fri_op *f = rt_op_self(op);
-    uint8_t *ck = malloc(FRI_KEY_MAX + 40);
-    if (!ck) return rt_op_fail(op, "out of memory");
+    uint8_t *ck = f->ck;
     size_t ckn = content_key(f, ck, w->sid);
     size_t vlen;
     const uint8_t *v = rt_kv_get(f->content, ck, ckn, &vlen);
     int rc = 0;
     if (v) {
-        size_t len = get_u32(v + 1) + (size_t)get_u32(v + 5);
-        Event__FlatResponseInsertion *r =
-            event__flat_response_insertion__unpack(pb_arena_allocator(f->arena), len, v + FRI_HDR);
-        if (!r) {
-            rc = rt_op_fail(op, "stored flat response insertion of %zu bytes does not decode", len);
-        } else {
+        size_t ns = get_u32(v + 1), ni = get_u32(v + 5);
+        rt_buf_reset(&f->joined);
+        Event__FlatResponseInsertion *r = NULL;
+        if (part_store_join(f->parts, f->key, user_len(f), v + FRI_HDR, ns, &f->joined) ||
+            rt_buf_append(&f->joined, v + FRI_HDR + ns, ni))
+            rc = rt_op_fail(op, "stored flat response insertion: its shared parts do not join");
+        else
+            r = event__flat_response_insertion__unpack(pb_arena_allocator(f->arena),
+                                                       f->joined.len, f->joined.data);
+        if (!rc && !r) {
+            rc = rt_op_fail(op, "stored flat response insertion of %zu bytes does not decode",
+                            f->joined.len);
+        } else if (!rc) {
             rt_counter_add(f->c_out, 1);
             rt_record out = {.ts = w->end - 1, .type = REC_FLAT_RESPONSE_INSERTION, .data = r};
             rc = rt_emit(op, 0, &out);
         }
+        v = rt_kv_get(f->content, ck, ckn, NULL); /* emitting never touches this operator */
+        if (v) content_release(f, v);
         rt_kv_delete(f->content, ck, ckn);
     }
-    free(ck);
     pb_arena_reset(f->arena, 4 << 20);
     return rc;
 }
@@ -476,7 +510,8 @@ static int fri_timer(rt_op *op, int64_t time, const uint8_t *key, size_t klen)
 static int fri_open(rt_op *op)
 {
     fri_op *f = rt_op_self(op);
-    if (rt_kv_new(op, "window-list", &f->list) || rt_kv_new(op, "window-content", &f->content))
+    if (rt_kv_new(op, "window-list", &f->list) || rt_kv_new(op, "window-content", &f->content) ||
+        rt_kv_new(op, "parts", &f->parts))
         return -1;
     if (rt_op_counter(op, "numLateElements", &f->c_late) ||
         rt_op_counter(op, "numRecordsKeyTooLong", &f->c_key) ||
@@ -491,6 +526,7 @@ static void fri_close(rt_op *op)
     pb_arena_free(f->arena);
     rt_buf_free(&f->shared);
     rt_buf_free(&f->item);
+    rt_buf_free(&f->joined);
     free(f);
 }
 
@@ -509,6 +545,7 @@ int flat_response_insertion_op_add(rt_graph *g, const char *uid,
     if (!f) return -1;
     f->gap = cfg->gap_ms;
     rt_buf_init(&f->shared, FRI_ARENA_CAP);
+    rt_buf_init(&f->joined, FRI_ARENA_CAP);
     rt_buf_init(&f->item, FRI_ARENA_CAP);
     f->arena = pb_arena_new(64 << 10, FRI_ARENA_CAP);
     if (!f->arena ||

@@ -36,7 +36,10 @@
 
 /* ============================== types ============================== */
 
-typedef struct lhs_ent { /* 40 bytes */
+/* Every indexed entry keeps the low 32 bits of its index hash (hash): a resize moves entries
+ * without reading their ids, and a probe skips a chain entry whose hash differs without reading
+ * its record. Buckets are at most 2^31, so 32 bits choose the bucket. */
+typedef struct lhs_ent { /* 48 bytes */
     int64_t lt;
     uint8_t *blob;     /* packed message (len bytes), then ids not found in it */
     uint32_t len;      /* packed message bytes */
@@ -44,6 +47,7 @@ typedef struct lhs_ent { /* 40 bytes */
     uint32_t user;     /* NIL when the slot is free */
     uint32_t hnext;    /* (user, PK) chain, or the free list */
     uint32_t pk_off, pk_len;
+    uint32_t hash;
 } lhs_ent;
 
 typedef struct node {
@@ -67,11 +71,12 @@ typedef struct inner {
 
 /* A scope of one member (most insertion-id scopes): its member is its anchor. Promoted to a
  * scope_ent when a second member comes. */
-typedef struct single_ent {           /* 16 bytes */
+typedef struct single_ent {           /* 20 bytes */
     uint32_t hnext, anchor, off, len; /* len NIL: free */
+    uint32_t hash;
 } single_ent;
 
-typedef struct scope_ent { /* 32 bytes */
+typedef struct scope_ent { /* 40 bytes */
     union {
         node *root;   /* count >= 2 */
         uint32_t one; /* count == 1 */
@@ -79,6 +84,7 @@ typedef struct scope_ent { /* 32 bytes */
     uint32_t count, content_count; /* members; members for which the id is a content id */
     uint32_t anchor, off, len;     /* id bytes = lhs[anchor].blob[off .. off+len); len NIL: free */
     uint32_t hnext;
+    uint32_t hash;
 } scope_ent;
 
 enum { RK_FREE = 0, RK_OOID, RK_CAND, RK_DETACHED };
@@ -92,6 +98,7 @@ typedef struct rhs_ent {
     uint32_t id_off, id_len; /* FK (ooIdJoin) or PK (candidate) */
     uint32_t next, prev;     /* ooIdJoin list: next in arrival order; prev = predecessor, or the
                               * tail for the head */
+    uint32_t hash;
     uint8_t kind;
 } rhs_ent;
 
@@ -103,9 +110,10 @@ typedef struct rref {
 
 typedef struct user_ent {
     uint8_t *key; /* NULL when the slot is free */
-    uint32_t key_len, hnext;
-    uint32_t *lh; /* LHS min-heap by lt */
-    uint32_t lh_n, lh_cap;
+    uint32_t key_len, hnext, hash;
+    uint32_t *lh; /* LHS by lt: a sorted ring from lh_head, or a min-heap when lh_heap */
+    uint32_t lh_n, lh_cap, lh_head;
+    uint8_t lh_heap;
     rref *rh; /* pending RHS min-heap by (due, seq); may hold stale refs */
     uint32_t rh_n, rh_cap;
     uint32_t n_lhs, n_rhs;
@@ -415,6 +423,23 @@ static uint32_t *pool_link(ij *o, int hk, uint32_t i)
     }
 }
 
+/* The stored index hash of entry i (set by hidx_insert). */
+static uint32_t *pool_hash(ij *o, int hk, uint32_t i)
+{
+    switch (hk) {
+    case HK_USER:
+        return &USER(o, i).hash;
+    case HK_LHS:
+        return &LHS(o, i).hash;
+    case HK_SCOPE:
+        return i & STAG ? &SINGLE(o, i & ~STAG).hash : &SCOPE(o, i).hash;
+    case HK_SINGLE:
+        return &SINGLE(o, i).hash;
+    default:
+        return &RHS(o, i).hash;
+    }
+}
+
 static void pool_mark_free(ij *o, int hk, uint32_t i)
 {
     switch (hk) {
@@ -585,7 +610,7 @@ static void hidx_step(ij *o, hidx *h, int hk)
     uint32_t i = h->t[0][h->rehash];
     while (i != NIL) {
         uint32_t *link = pool_link(o, hk, i), nx = *link;
-        uint32_t b = (uint32_t)(hkey(o, hk, i) & (h->size[1] - 1));
+        uint32_t b = *pool_hash(o, hk, i) & (h->size[1] - 1);
         *link = h->t[1][b];
         h->t[1][b] = i;
         i = nx;
@@ -623,6 +648,7 @@ static int hidx_insert(ij *o, hidx *h, int hk, uint32_t i, uint64_t hash)
         return -1;
     int w = h->t[1] ? 1 : 0;
     uint32_t b = (uint32_t)(hash & (h->size[w] - 1));
+    *pool_hash(o, hk, i) = (uint32_t)hash;
     *pool_link(o, hk, i) = h->t[w][b];
     h->t[w][b] = i;
     h->used++;
@@ -671,7 +697,9 @@ static uint32_t user_find(ij *o, const uint8_t *key, size_t klen, uint64_t hash)
     for (int w = 0; w < 2; w++)
         for (uint32_t i = hidx_head(&o->h_user, w, hash); i != NIL; i = USER(o, i).hnext) {
             o->index_ops++;
-            if (USER(o, i).key_len == klen && !memcmp(USER(o, i).key, key, klen)) return i;
+            if (USER(o, i).hash == (uint32_t)hash && USER(o, i).key_len == klen &&
+                !memcmp(USER(o, i).key, key, klen))
+                return i;
         }
     return NIL;
 }
@@ -684,7 +712,9 @@ static uint32_t lhs_find(ij *o, uint32_t u, const char *pk, size_t n)
             lhs_ent *e = &LHS(o, i);
             o->pk_probes++;
             o->index_ops++;
-            if (e->user == u && e->pk_len == n && !memcmp(e->blob + e->pk_off, pk, n)) return i;
+            if (e->hash == (uint32_t)hash && e->user == u && e->pk_len == n &&
+                !memcmp(e->blob + e->pk_off, pk, n))
+                return i;
         }
     return NIL;
 }
@@ -695,10 +725,11 @@ static uint32_t scope_find(ij *o, uint32_t u, const char *id, size_t n)
     for (int w = 0; w < 2; w++)
         for (uint32_t i = hidx_head(&o->h_scope, w, hash); i != NIL;
              i = *pool_link(o, HK_SCOPE, i)) {
+            o->index_ops++;
+            if (*pool_hash(o, HK_SCOPE, i) != (uint32_t)hash) continue;
             uint32_t an, off, len;
             scope_key(o, i, &an, &off, &len);
             lhs_ent *a = &LHS(o, an);
-            o->index_ops++;
             if (a->user == u && len == n && !memcmp(a->blob + off, id, n)) return i;
         }
     return NIL;
@@ -711,7 +742,7 @@ static uint32_t rhs_find(ij *o, uint32_t u, int kind, const char *id, size_t n)
         for (uint32_t i = hidx_head(&o->h_rhs, w, hash); i != NIL; i = RHS(o, i).hnext) {
             rhs_ent *r = &RHS(o, i);
             o->index_ops++;
-            if (r->user == u && r->kind == kind && r->id_len == n &&
+            if (r->hash == (uint32_t)hash && r->user == u && r->kind == kind && r->id_len == n &&
                 !memcmp(r->blob + r->id_off, id, n))
                 return i;
         }
@@ -1078,16 +1109,44 @@ static int lheap_less(ij *o, uint32_t a, uint32_t b)
     return elt(o, a) < elt(o, b);
 }
 
+/* A user's parents by lt. While they arrive in lt order (the usual case: parents come with
+ * their log time) lh is a ring sorted by lt: a push appends, a pop takes the head, and neither
+ * reads more than one entry's lt. The first out-of-order push turns the array into a binary
+ * min-heap (a sorted array already is one), whose sifts read an entry per comparison, until it
+ * empties. Capacities are powers of two. */
+static uint32_t *lring_at(user_ent *us, uint32_t k)
+{
+    return &us->lh[(us->lh_head + k) & (us->lh_cap - 1)];
+}
+
+/* Moves the ring to start at index 0 of an array of nc slots (nc >= lh_n). */
+static int lring_relocate(ij *o, user_ent *us, uint32_t nc)
+{
+    uint32_t *a = mem_alloc(o, (size_t)nc * 4, &o->index_bytes);
+    if (!a) return -1;
+    for (uint32_t k = 0; k < us->lh_n; k++)
+        a[k] = *lring_at(us, k);
+    mem_free(o, us->lh, (size_t)us->lh_cap * 4, &o->index_bytes);
+    us->lh = a;
+    us->lh_cap = nc;
+    us->lh_head = 0;
+    return 0;
+}
+
 static int lheap_push(ij *o, uint32_t u, uint32_t idx)
 {
     user_ent *us = &USER(o, u);
-    if (us->lh_n == us->lh_cap) {
-        uint32_t nc = us->lh_cap ? us->lh_cap * 2 : 4;
-        uint32_t *a =
-            mem_realloc(o, us->lh, (size_t)us->lh_cap * 4, (size_t)nc * 4, &o->index_bytes);
-        if (!a) return -1;
-        us->lh = a;
-        us->lh_cap = nc;
+    if (us->lh_n == us->lh_cap &&
+        lring_relocate(o, us, us->lh_cap ? us->lh_cap * 2 : 4)) /* also a heap's growth */
+        return -1;
+    if (!us->lh_heap) {
+        if (!us->lh_n || elt(o, *lring_at(us, us->lh_n - 1)) <= elt(o, idx)) {
+            *lring_at(us, us->lh_n++) = idx;
+            o->index_ops++;
+            return 0;
+        }
+        if (us->lh_head && lring_relocate(o, us, us->lh_cap)) return -1;
+        us->lh_heap = 1;
     }
     uint32_t i = us->lh_n++;
     while (i > 0) {
@@ -1101,26 +1160,53 @@ static int lheap_push(ij *o, uint32_t u, uint32_t idx)
     return 0;
 }
 
+/* The parent with the least lt (lh_n > 0). */
+static uint32_t lheap_top(user_ent *us)
+{
+    return us->lh_heap ? us->lh[0] : *lring_at(us, 0);
+}
+
 static uint32_t lheap_pop(ij *o, uint32_t u)
 {
     user_ent *us = &USER(o, u);
-    uint32_t top = us->lh[0], last = us->lh[--us->lh_n], i = 0, n = us->lh_n;
-    while (n) {
-        uint32_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && lheap_less(o, us->lh[c + 1], us->lh[c])) c++;
+    uint32_t top;
+    if (!us->lh_heap) {
+        top = *lring_at(us, 0);
+        us->lh_head = (us->lh_head + 1) & (us->lh_cap - 1);
+        us->lh_n--;
         o->index_ops++;
-        if (!lheap_less(o, us->lh[c], last)) break;
-        us->lh[i] = us->lh[c];
-        i = c;
+    } else {
+        top = us->lh[0];
+        uint32_t last = us->lh[--us->lh_n], i = 0, n = us->lh_n;
+        while (n) {
+            uint32_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && lheap_less(o, us->lh[c + 1], us->lh[c])) c++;
+            o->index_ops++;
+            if (!lheap_less(o, us->lh[c], last)) break;
+            us->lh[i] = us->lh[c];
+            i = c;
+        }
+        if (n) us->lh[i] = last;
     }
-    if (n) us->lh[i] = last;
+    if (!us->lh_n) {
+        us->lh_heap = 0; /* empty: sorted again */
+        us->lh_head = 0;
+    }
     if (us->lh_cap > 16 && us->lh_n <= us->lh_cap / 4) {
-        uint32_t nc = us->lh_cap / 2;
+        /* move the ring to index 0 in place (a heap already is there), then shrink */
+        uint32_t cap = us->lh_cap, h = us->lh_head, n = us->lh_n;
+        if (h + n <= cap) {
+            memmove(us->lh, us->lh + h, (size_t)n * 4);
+        } else { /* wrapped: n <= cap/4, so the pieces never overlap the head part */
+            memmove(us->lh + (cap - h), us->lh, (size_t)(n - (cap - h)) * 4);
+            memmove(us->lh, us->lh + h, (size_t)(cap - h) * 4);
+        }
+        us->lh_head = 0;
         void *a = us->lh;
-        if (!mem_shrink(o, &a, (size_t)us->lh_cap * 4, (size_t)nc * 4, &o->index_bytes)) {
+        if (!mem_shrink(o, &a, (size_t)cap * 4, (size_t)cap / 2 * 4, &o->index_bytes)) {
             us->lh = a;
-            us->lh_cap = nc;
+            us->lh_cap = cap / 2;
         }
     }
     return top;
@@ -1486,7 +1572,7 @@ static int scope_insert(ij *o, uint32_t u, const char *id, size_t n, uint32_t e,
         if (at < 0) return rt_op_fail(o->op, "join state: a scope id is missing from its record");
         uint32_t x = pool_take(o, HK_SINGLE);
         if (x == NIL) return -1;
-        SINGLE(o, x) = (single_ent){NIL, e, (uint32_t)at, (uint32_t)n};
+        SINGLE(o, x) = (single_ent){NIL, e, (uint32_t)at, (uint32_t)n, 0};
         if (hidx_insert(o, &o->h_scope, HK_SCOPE, x | STAG, hash)) {
             pool_put(o, HK_SINGLE, x);
             return -1;
@@ -1595,7 +1681,7 @@ static int lhs_cleanup(ij *o, uint32_t u, const uint8_t *key, size_t klen, int64
 {
     vec32 *rm = &o->v_rm;
     rm->n = 0;
-    while (USER(o, u).lh_n && elt(o, USER(o, u).lh[0]) <= horizon)
+    while (USER(o, u).lh_n && elt(o, lheap_top(&USER(o, u))) <= horizon)
         if (vec_push(o, rm, lheap_pop(o, u))) return -1;
     for (uint32_t i = 0; i < rm->n; i++) {
         lhs_ent *l = &LHS(o, rm->a[i]);
@@ -2269,7 +2355,7 @@ static int ij_restore(rt_op *op, const uint8_t *bytes, size_t len)
             }
             uint32_t x = pool_take(o, HK_SINGLE);
             if (x == NIL) goto done;
-            SINGLE(o, x) = (single_ent){NIL, lmap[an], off, slen};
+            SINGLE(o, x) = (single_ent){NIL, lmap[an], off, slen, 0};
             if (hidx_insert(o, &o->h_scope, HK_SCOPE, x | STAG, hkey(o, HK_SCOPE, x | STAG)))
                 goto done;
             continue;

@@ -3,11 +3,18 @@
  * State, all in rt_kv tables of the operator (snapshotted by name):
  *   rec-<kind>   user+id -> i64 log_timestamp, then the stored record packed (stripped as §11.2
  *                and §11.3 say, so the bytes are what a build needs)
- *   directory    user -> the (tag, id) of everything the user has in rec-* and wait: what a batch
- *                cleanup scans, as the reference scans its per-key map states
+ *   directory    user -> i64 time of the user's last batch cleanup, then the sorted times of its
+ *                non-empty expiry buckets
+ *   expiry       user+time B -> the (tag, id) of the stored records and wait lists that expire by
+ *                the cleanup boundary B: a batch cleanup at T visits only the buckets up to the
+ *                boundary at or after T, so its cost is what expires, not what the user holds
+ *                (the reference scans its per-key map states whole; the result is the same)
  *   incomplete   user+time -> the tiny events waiting for that timer (timeToIncomplete)
  *   wait         user+tag+id -> the sorted timer times whose tiny events miss that parent
  *                (idToIncompleteEventTimers)
+ *   parts        (action operator) user+ref -> a view or request shared by the joined
+ *                impressions of the user, which rec-joined-impression keeps in split form
+ *                (part_store.h): the 14 impressions of a request hold one copy, not 14
  * Variable-size values that grow by appends keep a u32 "used" header and double their capacity,
  * so an append costs O(entry) amortised. Keys: user = le64 platform_id + log_user_id (also the
  * timer key); user+x = le64 platform_id, varint length of log_user_id, log_user_id, x. */
@@ -21,6 +28,7 @@
 #include "formats/pb_util.h"
 #include "jobs/join/join_records.h"
 #include "jobs/join/joined_filters.h"
+#include "jobs/join/part_store.h"
 #include "runtime/state.h"
 
 #define MD_KEY_MAX 16384
@@ -34,7 +42,7 @@ static const char *const tag_table[T_COUNT] = {
     "rec-view",       "rec-delivery-log",      "rec-insertion",
     "rec-impression", "rec-joined-impression", "rec-action",
 };
-#define DIR_WAIT 0x80 /* directory tag bit: a wait entry, not a stored record */
+#define DIR_WAIT 0x80 /* expiry entry tag bit: a wait list, not a stored record */
 
 /* Missing parents of an evaluation. */
 enum { M_VIEW = 1, M_DL = 2, M_IMPRESSION = 4, M_JOINED = 8, M_ACTION = 16 };
@@ -45,12 +53,25 @@ typedef struct md_op {
     int64_t window[T_COUNT];
     int64_t period, delay, batch_before;
     bool skip_view_join;
-    rt_kv *rec[T_COUNT], *dir, *incomplete, *wait;
+    rt_kv *rec[T_COUNT], *dir, *expiry, *incomplete, *wait, *parts;
+    rt_buf joined; /* a joined impression rebuilt from its split form */
     pb_arena *arena;
     rt_buf scratch;
     uint8_t ukey[MD_KEY_MAX + 16]; /* the current user key (timer key form) */
     size_t ukey_len;
     rt_counter *c_out, *c_dropped, *c_no_lt, *c_bad_ins, *c_key, *c_wait_overflow, *c_mismatch;
+    /* The last view and delivery log decoded: the tiny impressions of one request follow each
+     * other and name the same two, so they are decoded once, not once per impression. A cache
+     * entry is valid while gen[tag] (bumped by every write and delete of that table) is
+     * unchanged. Evaluations only read decoded records (they copy before changing). */
+    uint64_t gen[T_COUNT];
+    struct md_cache {
+        uint64_t gen;
+        uint8_t *key;
+        size_t klen;
+        pb_arena *arena;
+        void *msg; /* NULL: empty */
+    } cache[T_COUNT];
 } md_op;
 
 /* ---------------------------------------------------------------- small helpers */
@@ -285,39 +306,132 @@ static int blob_set(md_op *m, rt_kv *kv, const uint8_t *key, size_t klen, const 
     return 0;
 }
 
-/* ---------------------------------------------------------------- directory */
+/* ---------------------------------------------------------------- expiry buckets */
 
-static int dir_add(md_op *m, int tag, const char *id, size_t idlen)
+/* A record or wait list is listed in the bucket of the first cleanup boundary (a multiple of the
+ * period) at which it can be gone: a record when lt < B - window (lt <= 0: at the next cleanup,
+ * bucket EXPIRE_NOW), a wait list when its last time is <= B. A cleanup at T visits the buckets up
+ * to the first boundary >= T and checks each entry exactly; an entry whose record moved to another
+ * bucket (rewritten with another lt) is dropped there, since the record is listed again in its
+ * own bucket. */
+#define EXPIRE_NOW INT64_MIN
+#define DIR_HDR 8 /* the directory value starts with the last cleanup time */
+
+static int64_t sat_add(int64_t a, int64_t b)
 {
-    uint8_t hdr[16];
-    hdr[0] = (uint8_t)tag;
-    size_t h = 1 + put_varint(hdr + 1, idlen);
-    /* one append of header + id */
-    uint8_t *tmp = malloc(h + idlen);
-    if (!tmp) return rt_op_fail(m->op, "out of memory");
-    memcpy(tmp, hdr, h);
-    memcpy(tmp + h, id, idlen);
-    int rc = blob_append(m->dir, m->ukey, m->ukey_len, tmp, h + idlen);
-    free(tmp);
+    if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
+    return a + b;
+}
+
+/* The smallest multiple of the period >= x. */
+static int64_t boundary_at_or_after(const md_op *m, int64_t x)
+{
+    int64_t r = x % m->period;
+    if (!r) return x;
+    return r > 0 ? sat_add(x - r, m->period) : x - r;
+}
+
+static int64_t rec_bucket(const md_op *m, int tag, int64_t lt)
+{
+    if (lt <= 0) return EXPIRE_NOW;
+    return boundary_at_or_after(m, sat_add(lt, sat_add(m->window[tag], 1)));
+}
+
+static int64_t wait_bucket(const md_op *m, int64_t last)
+{
+    return boundary_at_or_after(m, last);
+}
+
+/* The user's last batch cleanup time (EXPIRE_NOW when none is recorded). */
+static int64_t last_cleanup(md_op *m)
+{
+    uint32_t used = 0;
+    const uint8_t *v = blob_get(m->dir, m->ukey, m->ukey_len, &used);
+    return v && used >= DIR_HDR ? get_i64(v) : EXPIRE_NOW;
+}
+
+/* Lists (tag, id) in bucket B of the current user. */
+static int expiry_add(md_op *m, int64_t B, int tag, const char *id, size_t idlen)
+{
+    uint32_t used = 0;
+    const uint8_t *v = blob_get(m->dir, m->ukey, m->ukey_len, &used);
+    int rc = 0;
+    if (!v || used < DIR_HDR) {
+        uint8_t b[DIR_HDR + 8];
+        put_i64(b, EXPIRE_NOW);
+        put_i64(b + DIR_HDR, B);
+        rc = blob_set(m, m->dir, m->ukey, m->ukey_len, b, sizeof b);
+    } else {
+        size_t n = (used - DIR_HDR) / 8, lo = 0, hi = n;
+        const uint8_t *t = v + DIR_HDR;
+        if (!n || get_i64(t + 8 * (n - 1)) < B) {
+            lo = n; /* the usual case: a later bucket than any so far */
+        } else {
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (get_i64(t + 8 * mid) < B)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+        }
+        if (lo == n) {
+            uint8_t b[8];
+            put_i64(b, B);
+            rc = blob_append(m->dir, m->ukey, m->ukey_len, b, 8);
+        } else if (get_i64(t + 8 * lo) != B) {
+            uint8_t *copy = malloc(used + 8);
+            if (!copy) return rt_op_fail(m->op, "out of memory");
+            memcpy(copy, v, DIR_HDR + 8 * lo);
+            put_i64(copy + DIR_HDR + 8 * lo, B);
+            memcpy(copy + DIR_HDR + 8 * (lo + 1), t + 8 * lo, 8 * (n - lo));
+            rc = blob_set(m, m->dir, m->ukey, m->ukey_len, copy, used + 8);
+            free(copy);
+        }
+    }
+    if (rc) return -1;
+    uint8_t e[16 + 512];
+    uint8_t *p = idlen + 16 <= sizeof e ? e : malloc(idlen + 16);
+    if (!p) return rt_op_fail(m->op, "out of memory");
+    p[0] = (uint8_t)tag;
+    size_t h = 1 + put_varint(p + 1, idlen);
+    memcpy(p + h, id, idlen);
+    uint8_t b8[8];
+    put_i64(b8, B);
+    kbuf k;
+    rc = kbuf_make(m, &k, b8, 8);
+    if (!rc) rc = blob_append(m->expiry, k.p, k.len, p, h + idlen);
+    kbuf_free(&k);
+    if (p != e) free(p);
     return rc;
 }
 
 /* ---------------------------------------------------------------- stored records */
 
-/* Stores packed bytes (m->scratch) with lt under rec-<tag>[user+id]; adds a directory entry when
- * the id is new. */
+/* Stores packed bytes (m->scratch) with lt under rec-<tag>[user+id]; lists the record in its
+ * expiry bucket when it is new or its bucket changed. */
 static int rec_put(md_op *m, int tag, const char *id, int64_t lt)
 {
     size_t idlen = strlen(id);
     kbuf k;
     if (kbuf_make(m, &k, id, idlen)) return -1;
-    bool fresh = rt_kv_get(m->rec[tag], k.p, k.len, NULL) == NULL;
+    size_t oldlen = 0;
+    const uint8_t *old = rt_kv_get(m->rec[tag], k.p, k.len, &oldlen);
+    int64_t B = rec_bucket(m, tag, lt);
+    if (old && tag == T_JOINED) {
+        /* the new bytes hold their own references already (stored split first) */
+        uint8_t scope[MD_KEY_MAX + 16];
+        part_store_release(m->parts, scope, user_key(m, scope, NULL, 0), old + 8, oldlen - 8);
+    }
+    bool list = !old || rec_bucket(m, tag, get_i64(old)) != B;
     void *v;
+    m->gen[tag]++;
     int rc = rt_kv_upsert(m->rec[tag], k.p, k.len, 8 + m->scratch.len, &v, NULL);
     if (!rc) {
         put_i64(v, lt);
         memcpy((uint8_t *)v + 8, m->scratch.data, m->scratch.len);
-        if (fresh) rc = dir_add(m, tag, id, idlen);
+        if (list) rc = expiry_add(m, B, tag, id, idlen);
     }
     kbuf_free(&k);
     return rc;
@@ -331,15 +445,56 @@ static int rec_load(rt_op *op, int tag, const char *id, const ProtobufCMessageDe
     *(void **)out = NULL;
     kbuf k;
     if (kbuf_make(m, &k, nz(id), strlen(nz(id)))) return rt_op_fail(op, "out of memory");
+    struct md_cache *c = tag == T_VIEW || tag == T_DL ? &m->cache[tag] : NULL;
+    if (c && c->msg && c->gen == m->gen[tag] && c->klen == k.len && !memcmp(c->key, k.p, k.len)) {
+        kbuf_free(&k);
+        *(void **)out = c->msg;
+        return 0;
+    }
     size_t vlen;
     const uint8_t *v = rt_kv_get(m->rec[tag], k.p, k.len, &vlen);
+    if (!v) {
+        kbuf_free(&k);
+        return 0;
+    }
+    pb_arena *arena = m->arena;
+    if (c) {
+        /* refill the cache entry: its previous record is no longer referenced (each evaluation
+         * emits before the next one loads) */
+        c->msg = NULL;
+        uint8_t *key = realloc(c->key, k.len ? k.len : 1);
+        if (!c->arena) c->arena = pb_arena_new(16 << 10, MD_ARENA_CAP);
+        if (key) c->key = key;
+        if (!key || !c->arena) {
+            kbuf_free(&k);
+            return rt_op_fail(op, "out of memory");
+        }
+        pb_arena_reset(c->arena, 64 << 10);
+        memcpy(c->key, k.p, k.len);
+        c->klen = k.len;
+        arena = c->arena;
+    }
     kbuf_free(&k);
-    if (!v) return 0;
-    ProtobufCMessage *msg =
-        protobuf_c_message_unpack(d, pb_arena_allocator(m->arena), vlen - 8, v + 8);
+    const uint8_t *body = v + 8;
+    size_t blen = vlen - 8;
+    if (tag == T_JOINED) {
+        uint8_t scope[MD_KEY_MAX + 16];
+        rt_buf_reset(&m->joined);
+        if (part_store_join(m->parts, scope, user_key(m, scope, NULL, 0), body, blen,
+                            &m->joined))
+            return rt_op_fail(op, "stored joined impression %s: its split form does not join",
+                              nz(id));
+        body = m->joined.data;
+        blen = m->joined.len;
+    }
+    ProtobufCMessage *msg = protobuf_c_message_unpack(d, pb_arena_allocator(arena), blen, body);
     if (!msg)
         return rt_op_fail(op, "stored %s %s of %zu bytes does not decode (arena %zu bytes)",
-                          d->short_name, nz(id), vlen - 8, pb_arena_held(m->arena));
+                          d->short_name, nz(id), blen, pb_arena_held(arena));
+    if (c) {
+        c->msg = msg;
+        c->gen = m->gen[tag];
+    }
     *(void **)out = msg;
     return 0;
 }
@@ -763,12 +918,16 @@ static int64_t cleanup_ts(const md_op *m, int64_t t)
     return t - t % m->period + m->period;
 }
 
-/* Adds time T to wait[user+tag+id], sorted, without duplicates. */
+/* Adds time T to wait[user+tag+id], sorted, without duplicates. Times at or before the user's
+ * last batch cleanup go first (that cleanup removed them in the reference), and the list is
+ * listed in the expiry bucket of T when T becomes its last time in a later bucket. */
 static int wait_add(rt_op *op, int tag, const char *id, int64_t T)
 {
     md_op *m = rt_op_self(op);
+    const char *sid = nz(id);
+    size_t idlen = strlen(sid);
     kbuf k;
-    if (kbuf_wait(m, &k, tag, nz(id))) return rt_op_fail(op, "out of memory");
+    if (kbuf_wait_n(m, &k, tag, sid, idlen)) return rt_op_fail(op, "out of memory");
     uint32_t used = 0;
     uint8_t *v = blob_get(m->wait, k.p, k.len, &used);
     int rc = 0;
@@ -776,44 +935,53 @@ static int wait_add(rt_op *op, int tag, const char *id, int64_t T)
         uint8_t b[8];
         put_i64(b, T);
         rc = blob_append(m->wait, k.p, k.len, b, 8);
-        if (!rc) rc = dir_add(m, DIR_WAIT | tag, nz(id), strlen(nz(id)));
+        if (!rc) rc = expiry_add(m, wait_bucket(m, T), DIR_WAIT | tag, sid, idlen);
         kbuf_free(&k);
         return rc;
     }
-    size_t n = used / 8;
-    size_t lo = 0, hi = n;
+    size_t n = used / 8, stale = 0;
+    int64_t done = last_cleanup(m);
+    while (stale < n && get_i64(v + 8 * stale) <= done)
+        stale++;
+    const uint8_t *live = v + 8 * stale;
+    size_t nl = n - stale;
+    size_t lo = 0, hi = nl;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (get_i64(v + 8 * mid) < T)
+        if (get_i64(live + 8 * mid) < T)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < n && get_i64(v + 8 * lo) == T) {
+    if (lo < nl && get_i64(live + 8 * lo) == T) {
         kbuf_free(&k);
         return 0;
     }
-    if (lo == n && n < MERGE_DETAILS_MAX_WAIT_TIMES) {
+    bool raises = lo == nl;
+    bool new_bucket = raises && (!nl || wait_bucket(m, get_i64(live + 8 * (nl - 1))) !=
+                                            wait_bucket(m, T));
+    if (raises && !stale && n < MERGE_DETAILS_MAX_WAIT_TIMES) {
         uint8_t b[8];
         put_i64(b, T);
         rc = blob_append(m->wait, k.p, k.len, b, 8);
     } else {
-        uint8_t *copy = malloc(8 * (n + 1));
+        uint8_t *copy = malloc(8 * (nl + 1));
         if (!copy) {
             kbuf_free(&k);
             return rt_op_fail(op, "out of memory");
         }
-        memcpy(copy, v, 8 * lo);
+        memcpy(copy, live, 8 * lo);
         put_i64(copy + 8 * lo, T);
-        memcpy(copy + 8 * (lo + 1), v + 8 * lo, 8 * (n - lo));
+        memcpy(copy + 8 * (lo + 1), live + 8 * lo, 8 * (nl - lo));
         size_t first = 0;
-        if (n + 1 > MERGE_DETAILS_MAX_WAIT_TIMES) {
+        if (nl + 1 > MERGE_DETAILS_MAX_WAIT_TIMES) {
             first = 1; /* forget the oldest */
             rt_counter_add(m->c_wait_overflow, 1);
         }
-        rc = blob_set(m, m->wait, k.p, k.len, copy + 8 * first, 8 * (n + 1 - first));
+        rc = blob_set(m, m->wait, k.p, k.len, copy + 8 * first, 8 * (nl + 1 - first));
         free(copy);
     }
+    if (!rc && new_bucket) rc = expiry_add(m, wait_bucket(m, T), DIR_WAIT | tag, sid, idlen);
     kbuf_free(&k);
     return rc;
 }
@@ -1082,7 +1250,12 @@ static int store_full(rt_op *op, const rt_record *rec, int *tag, const char **id
         *tag = T_JOINED;
         *id = j->ids ? nz(j->ids->impression_id) : "";
         *lt = timing_lt(j->timing);
-        if (pack_scratch(m, &j->base)) return rt_op_fail(op, "out of memory");
+        /* the view and request are shared by the impressions of one request */
+        static const uint32_t shared[] = {6, 8}; /* JoinedEvent.view, .request */
+        uint8_t scope[MD_KEY_MAX + 16];
+        if (part_store_split(m->parts, scope, user_key(m, scope, NULL, 0), &j->base, shared, 2,
+                             &m->scratch))
+            return rt_op_fail(op, "out of memory");
         return rec_put(m, T_JOINED, *id, *lt);
     }
     case REC_ACTION: {
@@ -1259,85 +1432,136 @@ static int emit_no_lt(rt_op *op, int tag, const char *id, size_t idlen, int64_t 
     return rc;
 }
 
-/* The batch cleanup of §11.1 for the current user at T. */
+/* Checks one entry of bucket B at a cleanup at T: deletes what has expired (a record with
+ * lt <= 0 goes to port 3), prunes a wait list's times <= T. *keep: the entry stays listed in B
+ * (its record or list lives there and has not expired yet: only when T is not a boundary). */
+static int expire_entry(rt_op *op, int64_t T, int64_t B, int tag, const char *id, size_t idlen,
+                        bool *keep)
+{
+    md_op *m = rt_op_self(op);
+    *keep = false;
+    kbuf k;
+    if (tag & DIR_WAIT) {
+        if ((tag & ~DIR_WAIT) >= T_COUNT || kbuf_wait_n(m, &k, tag & ~DIR_WAIT, id, idlen))
+            return rt_op_fail(op, "corrupt expiry bucket");
+        uint32_t wused = 0;
+        uint8_t *w = blob_get(m->wait, k.p, k.len, &wused);
+        if (w) {
+            size_t n = 0;
+            for (size_t i = 0; i < wused / 8; i++)
+                if (get_i64(w + 8 * i) > T) memmove(w + 8 * n++, w + 8 * i, 8);
+            if (!n) {
+                rt_kv_delete(m->wait, k.p, k.len);
+            } else {
+                uint32_t nu = (uint32_t)(8 * n);
+                memcpy(w - 4, &nu, 4);
+                *keep = wait_bucket(m, get_i64(w + 8 * (n - 1))) == B;
+            }
+        }
+        kbuf_free(&k);
+        return 0;
+    }
+    if (tag >= T_COUNT || !m->rec[tag] || kbuf_make(m, &k, id, idlen))
+        return rt_op_fail(op, "corrupt expiry bucket");
+    int rc = 0;
+    size_t rlen = 0;
+    const uint8_t *rv = rt_kv_get(m->rec[tag], k.p, k.len, &rlen);
+    if (rv) {
+        int64_t lt = get_i64(rv);
+        bool gone = lt <= 0 || lt < T - m->window[tag];
+        if (gone && tag == T_JOINED) {
+            uint8_t scope[MD_KEY_MAX + 16];
+            part_store_release(m->parts, scope, user_key(m, scope, NULL, 0), rv + 8, rlen - 8);
+        }
+        if (lt <= 0) {
+            m->gen[tag]++;
+            rt_kv_delete(m->rec[tag], k.p, k.len);
+            rc = emit_no_lt(op, tag, id, idlen, lt, T);
+        } else if (lt < T - m->window[tag]) {
+            m->gen[tag]++;
+            rt_kv_delete(m->rec[tag], k.p, k.len);
+        } else {
+            *keep = rec_bucket(m, tag, lt) == B;
+        }
+    }
+    kbuf_free(&k);
+    return rc;
+}
+
+/* The batch cleanup of §11.1 for the current user at T: the expiry buckets up to the first
+ * boundary at or after T. */
 static int cleanup_user(rt_op *op, int64_t T)
 {
     md_op *m = rt_op_self(op);
     uint32_t used = 0;
     const uint8_t *v = blob_get(m->dir, m->ukey, m->ukey_len, &used);
-    if (!v) return 0;
-    uint8_t *dir = malloc(used ? used : 1);
+    if (!v || used < DIR_HDR) return 0;
+    int64_t limit = boundary_at_or_after(m, T);
+    size_t n = (used - DIR_HDR) / 8, due = 0;
+    while (due < n && get_i64(v + DIR_HDR + 8 * due) <= limit)
+        due++;
+    int64_t done = get_i64(v);
+    /* copies: emitting and deleting must not depend on where the directory value lives */
+    uint8_t *dir = malloc(used);
     if (!dir) return rt_op_fail(op, "out of memory");
     memcpy(dir, v, used);
-    size_t kept = 0;
+    size_t kept_buckets = 0; /* due buckets that keep entries (at most the last) */
     int rc = 0;
-    for (size_t off = 0; off < used && !rc;) {
-        size_t start = off;
-        int tag = dir[off];
-        uint64_t idlen;
-        size_t h = get_varint(dir + off + 1, used - off - 1, &idlen);
-        if (!h || idlen > used - off - 1 - h) {
-            rc = rt_op_fail(op, "corrupt directory");
+    for (size_t b = 0; b < due && !rc; b++) {
+        int64_t B = get_i64(dir + DIR_HDR + 8 * b);
+        uint8_t b8[8];
+        put_i64(b8, B);
+        kbuf bk;
+        if (kbuf_make(m, &bk, b8, 8)) {
+            rc = rt_op_fail(op, "out of memory");
             break;
         }
-        const char *id = (const char *)dir + off + 1 + h;
-        off += 1 + h + idlen;
-        bool keep = true;
-        if (tag & DIR_WAIT) {
-            kbuf k;
-            if (kbuf_wait_n(m, &k, tag & ~DIR_WAIT, id, idlen)) {
-                rc = rt_op_fail(op, "out of memory");
+        uint32_t bused = 0;
+        const uint8_t *bv = blob_get(m->expiry, bk.p, bk.len, &bused);
+        uint8_t *list = bv ? malloc(bused ? bused : 1) : NULL;
+        if (bv && !list) rc = rt_op_fail(op, "out of memory");
+        if (list) memcpy(list, bv, bused);
+        size_t kept = 0;
+        for (size_t off = 0; list && off < bused && !rc;) {
+            size_t start = off;
+            int tag = list[off];
+            uint64_t idlen;
+            size_t h = get_varint(list + off + 1, bused - off - 1, &idlen);
+            if (!h || idlen > bused - off - 1 - h) {
+                rc = rt_op_fail(op, "corrupt expiry bucket");
                 break;
             }
-            uint32_t wused = 0;
-            uint8_t *w = blob_get(m->wait, k.p, k.len, &wused);
-            if (w) {
-                size_t n = 0;
-                for (size_t i = 0; i < wused / 8; i++)
-                    if (get_i64(w + 8 * i) > T) memmove(w + 8 * n++, w + 8 * i, 8);
-                if (!n) {
-                    rt_kv_delete(m->wait, k.p, k.len);
-                    keep = false;
-                } else {
-                    uint32_t nu = (uint32_t)(8 * n);
-                    memcpy(w - 4, &nu, 4);
-                }
-            } else {
-                keep = false;
+            const char *id = (const char *)list + off + 1 + h;
+            off += 1 + h + idlen;
+            bool keep;
+            rc = expire_entry(op, T, B, tag, id, (size_t)idlen, &keep);
+            if (!rc && keep) {
+                memmove(list + kept, list + start, off - start);
+                kept += off - start;
             }
-            kbuf_free(&k);
-        } else {
-            kbuf k;
-            if (tag >= T_COUNT || kbuf_make(m, &k, id, idlen)) {
-                rc = rt_op_fail(op, "corrupt directory");
-                break;
-            }
-            const uint8_t *rv = rt_kv_get(m->rec[tag], k.p, k.len, NULL);
-            if (!rv) {
-                keep = false;
-            } else {
-                int64_t lt = get_i64(rv);
-                if (lt <= 0) {
-                    rt_kv_delete(m->rec[tag], k.p, k.len);
-                    keep = false;
-                    rc = emit_no_lt(op, tag, id, idlen, lt, T);
-                } else if (lt < T - m->window[tag]) {
-                    rt_kv_delete(m->rec[tag], k.p, k.len);
-                    keep = false;
-                }
-            }
-            kbuf_free(&k);
         }
-        if (keep) {
-            memmove(dir + kept, dir + start, off - start);
-            kept += off - start;
+        if (!rc) {
+            if (kept) {
+                rc = blob_set(m, m->expiry, bk.p, bk.len, list, kept);
+                put_i64(dir + DIR_HDR + 8 * kept_buckets++, B);
+            } else if (bv) {
+                rt_kv_delete(m->expiry, bk.p, bk.len);
+            }
         }
+        free(list);
+        kbuf_free(&bk);
     }
     if (!rc) {
-        if (!kept)
+        /* the directory: the kept due buckets, then the later ones */
+        size_t rest = n - due;
+        memmove(dir + DIR_HDR + 8 * kept_buckets, dir + DIR_HDR + 8 * due, 8 * rest);
+        size_t nb = kept_buckets + rest;
+        if (!nb) {
             rt_kv_delete(m->dir, m->ukey, m->ukey_len);
-        else
-            rc = blob_set(m, m->dir, m->ukey, m->ukey_len, dir, kept);
+        } else {
+            put_i64(dir, T > done ? T : done);
+            rc = blob_set(m, m->dir, m->ukey, m->ukey_len, dir, DIR_HDR + 8 * nb);
+        }
     }
     free(dir);
     return rc;
@@ -1399,8 +1623,9 @@ static int md_open(rt_op *op)
         if (!m->window[t]) continue; /* not a record kind of this operator */
         if (rt_kv_new(op, tag_table[t], &m->rec[t])) return -1;
     }
-    if (rt_kv_new(op, "directory", &m->dir) || rt_kv_new(op, "incomplete", &m->incomplete) ||
-        rt_kv_new(op, "wait", &m->wait))
+    if (rt_kv_new(op, "directory", &m->dir) || rt_kv_new(op, "expiry", &m->expiry) ||
+        rt_kv_new(op, "incomplete", &m->incomplete) || rt_kv_new(op, "wait", &m->wait) ||
+        (m->window[T_JOINED] && rt_kv_new(op, "parts", &m->parts)))
         return -1;
     if (rt_op_counter(op, "numJoinedOut", &m->c_out) ||
         rt_op_counter(op, "numDroppedIncomplete", &m->c_dropped) ||
@@ -1417,7 +1642,12 @@ static void md_close(rt_op *op)
 {
     md_op *m = rt_op_self(op);
     pb_arena_free(m->arena);
+    for (int t = 0; t < T_COUNT; t++) {
+        pb_arena_free(m->cache[t].arena);
+        free(m->cache[t].key);
+    }
     rt_buf_free(&m->scratch);
+    rt_buf_free(&m->joined);
     free(m);
 }
 
@@ -1432,6 +1662,7 @@ static int md_add(rt_graph *g, const char *uid, const char *name, md_op *m, cons
                   rt_op **out)
 {
     rt_buf_init(&m->scratch, MD_ARENA_CAP);
+    rt_buf_init(&m->joined, MD_ARENA_CAP);
     m->arena = pb_arena_new(64 << 10, MD_ARENA_CAP);
     if (!m->arena || rt_graph_add_op(g, uid, name, &md_vtbl, m, 2, 4, out)) {
         pb_arena_free(m->arena);
