@@ -30,6 +30,7 @@
 #include "delivery/delivery.pb-c.h"
 #include "delivery/execution.pb-c.h"
 #include "event/event.pb-c.h"
+#include "logproc/join.pb-c.h"
 #include "formats/avro_file.h"
 #include "formats/pb_json.h"
 #include "formats/pb_util.h"
@@ -73,6 +74,13 @@ static const ProtobufCMessageDescriptor *const type_roots[] = {
     &logproc__priv__feature_stage__descriptor,
     &logproc__priv__features__descriptor,
     &google__protobuf__struct__descriptor,
+    /* logproc's own records: joined events and the join's tiny records */
+    &event__joined_event__descriptor,
+    &event__flat_response_insertion__descriptor,
+    &event__dropped_merge_details_event__descriptor,
+    &event__tiny_delivery_log__descriptor,
+    &event__combined_delivery_log__descriptor,
+    &event__insertion_bundle__descriptor,
 };
 
 typedef struct type_set {

@@ -40,6 +40,17 @@ for job, args, table in [("raw-output", RAW, "raw/impression"), ("flat-output", 
         warned = [l for l in p.stderr.splitlines() if "level=warn" in l and flag in l]
         c.eq(len(warned), 1, job + ": one warning names " + flag)
 
+# the joined-event record file flat-output wrote prints as JoinedEvent JSON
+import glob, json
+topic = glob.glob(os.path.join(work, "flat-output", "kafka", "metrics.blue.default.joined-event", "part-*.rec"))
+c.eq(len(topic), 1, "flat-output wrote one joined-event record file for label blue")
+if topic:
+    lines = run(["inspect", "--type=event.JoinedEvent", topic[0]]).stdout.splitlines()
+    c.check(len(lines) > 0, "inspect prints the joined events")
+    for l in lines:
+        v = json.loads(l)["value"]
+        c.check("ids" in v and v["ids"].get("platformId") == "1", "a joined event has ids.platformId 1")
+
 bad = run(["run", "flat-output", "--source", src, "--noSuchFlag=1"], check=False)
 c.check(bad.returncode == 2 and "noSuchFlag" in bad.stderr, "an unknown flag is a usage error naming it")
 bad = run(["run", "flat-output", "--source", src, "--viewInsertionJoinMax=20 seconds"], check=False)
