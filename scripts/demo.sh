@@ -39,5 +39,13 @@ echo "== run flat-output (the local deployment's join arguments) =="
   --nonBuyerUserSparseHash=6102540093495235004 --nonBuyerUserSparseHash=4078401918190321518
 
 echo
+echo "== run content-metrics (LogRequests + flat-output's joined events) =="
+joined=$(find "$out/kafka/metrics.default.joined-event" -name 'part-*.rec' | sort)
+joined_args=()
+for f in $joined; do joined_args+=(--joinedEventSource "$f"); done
+"$bin" run content-metrics --source "$input" "${joined_args[@]}" -o "$out" --logLevel=warn \
+  --outputParquet --outputCsv --outputCumulatedFiles --outputCumulatedKafka
+
+echo
 first=$(find "$out/etl/joined_impression" -name 'part-*.avro' | sort | head -1)
 echo "Look at a table: $bin inspect $first | head -1"
