@@ -250,7 +250,7 @@ int sink_op_add(rt_graph *g, const char *uid, const sink_op_config *cfg, rt_op *
         return -1;
     }
     s->cfg = *cfg;
-    if (rt_graph_add_op(g, uid, "sink", &sink_vtbl, s, 1, 0, out)) {
+    if (rt_graph_add_op(g, uid, SINK_OP_NAME, &sink_vtbl, s, 1, 0, out)) {
         free(s->dir);
         free(s);
         return -1;

@@ -80,6 +80,10 @@ typedef struct sink_op_config {
 
 int sink_op_add(rt_graph *g, const char *uid, const sink_op_config *cfg, rt_op **out);
 
+/* The display name of every table sink operator: how the run summary tells them from other
+ * sinks (Redis, ...). */
+#define SINK_OP_NAME "table-sink"
+
 /* Stats of a sink operator added by sink_op_add (for the run summary). */
 table_sink_stats sink_op_stats(rt_op *op);
 const char *sink_op_dir(rt_op *op);

@@ -77,7 +77,7 @@ static void print_summary(FILE *out, const char *job, const char *run_id, rt_tas
         rt_graph *g = rt_task_graph(tasks[t]);
         for (size_t i = 0; i < rt_graph_op_count(g); i++) {
             rt_op *op = rt_graph_op_at(g, i);
-            if (strncmp(rt_op_uid(op), "sink-", 5)) continue;
+            if (strcmp(rt_op_name(op), SINK_OP_NAME)) continue;
             const char *dir = sink_op_dir(op);
             table_sink_stats st = sink_op_stats(op);
             size_t k = 0;

@@ -12,7 +12,9 @@
 #include "runtime/state.h"
 
 #define ROW_FORMAT_KEY "\x1d\x1frow_format"
-#define FEATURE_IDS_KEY "\x1d\x1f" "feature_ids"
+#define FEATURE_IDS_KEY                                                                            \
+    "\x1d\x1f"                                                                                     \
+    "feature_ids"
 
 /* ---- metadata ---- */
 
@@ -81,10 +83,16 @@ static int emit_command(rt_op *op, to_commands *c, ctable_id t, const ctable_key
                         bool del, int64_t value, int64_t ttl, int64_t ts)
 {
     rt_buf_reset(&c->field);
-    if (ctable_redis_field(t, k, fid, &c->field)) return rt_op_fail(op, "a Redis field over 64 KiB");
+    if (ctable_redis_field(t, k, fid, &c->field))
+        return rt_op_fail(op, "a Redis field over 64 KiB");
     counter_command cmd = {
-        .key = c->key.data, .key_len = c->key.len, .field = c->field.data, .field_len = c->field.len,
-        .del = del, .value = value, .ttl = del ? 0 : ttl,
+        .key = c->key.data,
+        .key_len = c->key.len,
+        .field = c->field.data,
+        .field_len = c->field.len,
+        .del = del,
+        .value = value,
+        .ttl = del ? 0 : ttl,
     };
     if (del && c->cfg.faithful_zero_counts) {
         /* the reference sends no HDEL: the field keeps its last value, the key is persisted */
@@ -118,7 +126,8 @@ static int tc_process(rt_op *op, int input, const rt_record *rec)
         return rt_op_fail(op, "a result with a malformed key (table %d)", table);
     }
     rt_buf_reset(&c->key);
-    if (ctable_redis_key((ctable_id)table, &k, &c->key)) return rt_op_fail(op, "a Redis key over 64 KiB");
+    if (ctable_redis_key((ctable_id)table, &k, &c->key))
+        return rt_op_fail(op, "a Redis key over 64 KiB");
     if (rec->type == REC_COUNTER_WINDOW) {
         const counter_window_result *r = rec->data;
         int window = ctable_window(r->bucket, r->unit_ms);
@@ -126,8 +135,9 @@ static int tc_process(rt_op *op, int input, const rt_record *rec)
             return rt_op_fail(op, "no CountWindow for a bucket of %d x %" PRId64 " ms", r->bucket,
                               r->unit_ms);
         int64_t ttl = table == CTABLE_PLATFORM_DEVICE ? -1 : r->ttl;
-        return emit_command(op, c, (ctable_id)table, &k, ctable_fid(ti->count_type, k.metric, window),
-                            r->count == 0, r->count, ttl, rec->ts);
+        return emit_command(op, c, (ctable_id)table, &k,
+                            ctable_fid(ti->count_type, k.metric, window), r->count == 0, r->count,
+                            ttl, rec->ts);
     }
     const counter_last_time_result *r = rec->data;
     bool zero = r->count == 0;
@@ -148,7 +158,8 @@ static void tc_close(rt_op *op)
     free(c);
 }
 
-static const rt_op_vtbl to_commands_vtbl = {.open = tc_open, .process = tc_process, .close = tc_close};
+static const rt_op_vtbl to_commands_vtbl = {
+    .open = tc_open, .process = tc_process, .close = tc_close};
 
 int counter_commands_op_add(rt_graph *g, const char *uid, const counter_commands_config *cfg,
                             rt_op **out)
@@ -177,7 +188,8 @@ typedef struct backfill {
 static int cache_key(rt_buf *b, const counter_command *c)
 {
     rt_buf_reset(b);
-    return rt_buf_put_bytes(b, c->key, c->key_len) || rt_buf_append(b, c->field, c->field_len) ? -1 : 0;
+    return rt_buf_put_bytes(b, c->key, c->key_len) || rt_buf_append(b, c->field, c->field_len) ? -1
+                                                                                               : 0;
 }
 
 static int bf_open(rt_op *op)
@@ -237,7 +249,10 @@ static void bf_close(rt_op *op)
 }
 
 static const rt_op_vtbl backfill_vtbl = {
-    .open = bf_open, .process = bf_process, .on_timer = bf_timer, .close = bf_close,
+    .open = bf_open,
+    .process = bf_process,
+    .on_timer = bf_timer,
+    .close = bf_close,
 };
 
 int counter_backfill_op_add(rt_graph *g, const char *uid, const counter_backfill_config *cfg,
@@ -307,8 +322,26 @@ typedef struct sink {
     redis_sink_stats reported;
     rt_counter *m_commands, *m_batches, *m_retries, *m_errors;
     int64_t last_flush;
+    int64_t charged; /* bytes of the sink's buffer charged to the operator */
     int closed, failed;
 } sink;
+
+/* Charges the growth (or releases the shrinkage) of the sink's command buffer to the operator
+ * and the process budget. The buffer grows by doubling, so this is a compare per command. */
+static int account(rt_op *op, sink *s)
+{
+    int64_t now = (int64_t)redis_sink_buffer_bytes(s->rs);
+    if (now > s->charged) {
+        if (rt_op_mem_charge(op, now - s->charged)) {
+            s->failed = 1;
+            return -1;
+        }
+    } else if (now < s->charged) {
+        rt_op_mem_release(op, s->charged - now);
+    }
+    s->charged = now;
+    return 0;
+}
 
 static int64_t mono_ms(void)
 {
@@ -369,7 +402,7 @@ static int sink_open(rt_op *op)
     }
     report(s);
     s->last_flush = mono_ms();
-    return 0;
+    return account(op, s);
 }
 
 static int put_dec(char *buf, int64_t v)
@@ -410,7 +443,7 @@ static int sink_process(rt_op *op, int input, const rt_record *rec)
         argv[0] = "PERSIST", len[0] = 7;
         if (redis_sink_command(s->rs, 2, argv, len, err, sizeof err)) return sink_fail(op, s, err);
     }
-    return 0;
+    return account(op, s);
 }
 
 static int sink_watermark(rt_op *op, int64_t wm)
@@ -434,8 +467,9 @@ static int sink_finish(rt_op *op)
     report(s);
     redis_sink_stats st;
     redis_sink_get_stats(s->rs, &st);
-    log_info("counter", "redis sink done target=%s commands=%" PRIu64 " batches=%" PRIu64
-             " retries=%" PRIu64 " replyErrors=%" PRIu64,
+    log_info("counter",
+             "redis sink done target=%s commands=%" PRIu64 " batches=%" PRIu64 " retries=%" PRIu64
+             " replyErrors=%" PRIu64,
              redis_sink_target(s->rs), st.commands, st.batches, st.retries, st.reply_errors);
     return 0;
 }
@@ -449,6 +483,7 @@ static void sink_close(rt_op *op)
         if (redis_sink_close(s->rs, err, sizeof err))
             log_error("counter", "closing the redis sink: %s", err);
     }
+    if (s->charged) rt_op_mem_release(op, s->charged);
     redis_sink_free(s->rs);
     free(s->url);
     free(s->path);
@@ -456,8 +491,11 @@ static void sink_close(rt_op *op)
 }
 
 static const rt_op_vtbl sink_vtbl = {
-    .open = sink_open, .process = sink_process, .on_watermark = sink_watermark,
-    .finish = sink_finish, .close = sink_close,
+    .open = sink_open,
+    .process = sink_process,
+    .on_watermark = sink_watermark,
+    .finish = sink_finish,
+    .close = sink_close,
 };
 
 int counter_sink_op_add(rt_graph *g, const char *uid, const counter_sink_config *cfg, rt_op **out)
@@ -480,6 +518,8 @@ int counter_sink_op_add(rt_graph *g, const char *uid, const counter_sink_config 
 void counter_sink_op_stats(rt_op *op, redis_sink_stats *out)
 {
     sink *s = rt_op_self(op);
-    if (s->rs) redis_sink_get_stats(s->rs, out);
-    else memset(out, 0, sizeof *out);
+    if (s->rs)
+        redis_sink_get_stats(s->rs, out);
+    else
+        memset(out, 0, sizeof *out);
 }

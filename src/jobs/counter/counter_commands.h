@@ -27,7 +27,8 @@
 /* Calls fn once per logical command of prepareSink, in order: PING; FLUSHDB if wipe; then per
  * enabled table (bit t of tables = ctable_id t) `HSET \x1d\x1frow_format <table> <format>`,
  * `PERSIST \x1d\x1frow_format`, `HSET \x1d\x1ffeature_ids <table> <csv>`,
- * `PERSIST \x1d\x1ffeature_ids`. Returns 0, or fn's first non-zero status, or -1 (out of memory). */
+ * `PERSIST \x1d\x1ffeature_ids`. Returns 0, or fn's first non-zero status, or -1 (out of memory).
+ */
 typedef int (*counter_command_fn)(void *ctx, int argc, const char *const *argv,
                                   const size_t *argvlen);
 int counter_metadata_commands(unsigned tables, bool wipe, counter_command_fn fn, void *ctx);
@@ -46,9 +47,9 @@ int counter_commands_op_add(rt_graph *g, const char *uid, const counter_commands
 /* ---- backfill buffer (§B.11.1) ---- */
 
 typedef struct counter_backfill_config {
-    int64_t buffer_ms;   /* --counterBackfillBuffer (> 0) */
-    int64_t start_ms;    /* the job's wall-clock start */
-    int64_t offset_ms;   /* added to every timer: (buffer / tasks) * task index for index > 1 */
+    int64_t buffer_ms; /* --counterBackfillBuffer (> 0) */
+    int64_t start_ms;  /* the job's wall-clock start */
+    int64_t offset_ms; /* added to every timer: (buffer / tasks) * task index for index > 1 */
 } counter_backfill_config;
 
 /* Adds buffer-counter-backfill: a command older than start_ms replaces the one cached for its
@@ -68,10 +69,10 @@ int counter_output_gate_op_add(rt_graph *g, const char *uid, int64_t start_ms, i
 /* ---- the sink ---- */
 
 typedef struct counter_sink_config {
-    redis_sink_config redis; /* url (server) or path (file); borrowed until open */
-    bool write_metadata;     /* this task writes the start-up metadata (one task per job) */
-    bool wipe;               /* FLUSHDB first */
-    unsigned tables;         /* metadata tables, bit per ctable_id */
+    redis_sink_config redis;   /* url (server) or path (file); borrowed until open */
+    bool write_metadata;       /* this task writes the start-up metadata (one task per job) */
+    bool wipe;                 /* FLUSHDB first */
+    unsigned tables;           /* metadata tables, bit per ctable_id */
     int64_t flush_interval_ms; /* a partial batch waits at most this long (checked at watermarks) */
 } counter_sink_config;
 

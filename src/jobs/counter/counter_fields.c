@@ -14,7 +14,8 @@ static bool java_whitespace(utf8proc_int32_t c)
     if ((c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return true;
     if (c == 0xA0 || c == 0x2007 || c == 0x202F) return false;
     utf8proc_category_t cat = utf8proc_category(c);
-    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
+           cat == UTF8PROC_CATEGORY_ZP;
 }
 
 bool cfield_is_blank(const char *s, size_t len)
@@ -36,7 +37,7 @@ size_t cfield_utf16_length(const char *s, size_t len)
     size_t units = 0;
     for (size_t i = 0; i < len; i++) {
         uint8_t b = (uint8_t)s[i];
-        if ((b & 0xC0) != 0x80) units++;  /* a lead byte (or an ASCII byte) starts a char */
+        if ((b & 0xC0) != 0x80) units++; /* a lead byte (or an ASCII byte) starts a char */
         if ((b & 0xF8) == 0xF0) units++; /* 4-byte sequences are surrogate pairs */
     }
     return units;
@@ -75,19 +76,23 @@ uint64_t cfield_platform_id(const Event__JoinedEvent *e)
 
 const char *cfield_log_user_id(const Event__JoinedEvent *e)
 {
-    const Common__UserInfo *u[] = {UI(e->user), UI(e->view), UI(e->request),
-                                   UI(e->response_insertion), UI(e->impression), UI(e->action)};
+    const Common__UserInfo *u[] = {UI(e->user),       UI(e->view),
+                                   UI(e->request),    UI(e->response_insertion),
+                                   UI(e->impression), UI(e->action)};
     const char *c[7] = {e->ids ? e->ids->log_user_id : NULL};
-    for (int i = 0; i < 6; i++) c[i + 1] = u[i] ? u[i]->log_user_id : NULL;
+    for (int i = 0; i < 6; i++)
+        c[i + 1] = u[i] ? u[i]->log_user_id : NULL;
     return first_not_blank(c, 7);
 }
 
 const char *cfield_user_id(const Event__JoinedEvent *e)
 {
-    const Common__UserInfo *u[] = {UI(e->user), UI(e->view), UI(e->request),
-                                   UI(e->response_insertion), UI(e->impression), UI(e->action)};
+    const Common__UserInfo *u[] = {UI(e->user),       UI(e->view),
+                                   UI(e->request),    UI(e->response_insertion),
+                                   UI(e->impression), UI(e->action)};
     const char *c[7] = {e->ids ? e->ids->user_id : NULL};
-    for (int i = 0; i < 6; i++) c[i + 1] = u[i] ? u[i]->user_id : NULL;
+    for (int i = 0; i < 6; i++)
+        c[i + 1] = u[i] ? u[i]->user_id : NULL;
     return first_not_blank(c, 7);
 }
 
@@ -116,9 +121,14 @@ static int64_t first_ts(const Common__Timing *const *t, int n, bool log)
 
 int64_t cfield_log_timestamp(const Event__JoinedEvent *e)
 {
-    const Common__Timing *t[] = {e->timing,        TM(e->action),  TM(e->impression),
-                                 TM(e->api_execution_insertion), TM(e->response_insertion),
-                                 TM(e->request),   TM(e->view),    TM(e->session),
+    const Common__Timing *t[] = {e->timing,
+                                 TM(e->action),
+                                 TM(e->impression),
+                                 TM(e->api_execution_insertion),
+                                 TM(e->response_insertion),
+                                 TM(e->request),
+                                 TM(e->view),
+                                 TM(e->session),
                                  TM(e->user)};
     return first_ts(t, 9, true);
 }
@@ -133,7 +143,8 @@ int64_t cfield_event_api_timestamp(const Event__JoinedEvent *e)
 
 int64_t cfield_count(const Event__JoinedEvent *e)
 {
-    if (e->action && e->action->single_cart_content) return e->action->single_cart_content->quantity;
+    if (e->action && e->action->single_cart_content)
+        return e->action->single_cart_content->quantity;
     return 1;
 }
 
@@ -141,7 +152,8 @@ int cfield_metric(const Event__JoinedEvent *e)
 {
     if (!e->action && e->impression) return CMETRIC_IMPRESSION;
     int type = e->action ? (int)e->action->action_type : 0;
-    if (type == EVENT__ACTION_TYPE__CUSTOM_ACTION_TYPE || type < 0 || type > 19) return CMETRIC_UNKNOWN;
+    if (type == EVENT__ACTION_TYPE__CUSTOM_ACTION_TYPE || type < 0 || type > 19)
+        return CMETRIC_UNKNOWN;
     return type << 5;
 }
 

@@ -13,12 +13,12 @@
 #include "logproc/join.pb-c.h"
 
 typedef struct counter_fields {
-    int64_t platform_id; /* a Java long: rendered signed */
+    int64_t platform_id;                            /* a Java long: rendered signed */
     const char *log_user_id, *user_id, *content_id; /* never NULL; borrowed from the event */
-    int64_t log_ts;   /* getLogTimestamp: the record timestamp */
-    int64_t event_ts; /* getEventApiTimestamp: the bucketing time */
-    int64_t count;    /* cart quantity, else 1 */
-    int metric;       /* AggMetric value */
+    int64_t log_ts;                                 /* getLogTimestamp: the record timestamp */
+    int64_t event_ts;                               /* getEventApiTimestamp: the bucketing time */
+    int64_t count;                                  /* cart quantity, else 1 */
+    int metric;                                     /* AggMetric value */
     const char *query; /* request.search_query lower-cased; borrowed from the caller's buffer */
     size_t query_len;
     uint64_t query_hash;

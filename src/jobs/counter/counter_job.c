@@ -1,18 +1,25 @@
 /* counter (spec/other-jobs.md §B): joined events -> per-table sliding counts and last-time
  * features -> Redis commands.
  *
- *   source-kafka-<topic> (decode JoinedEvent) --invalid--> sink-s3-counter-side-invalid-record
- *     -> assign-timestamp-joined-event   (fields of §B.3; ts = getLogTimestamp; watermark)
+ *   source-kafka-<joined-event topic> (decode JoinedEvent) --invalid-->
+ * sink-s3-counter-side-invalid-record
+ *     -> assign-timestamp-joined-event   (fields of §B.3; ts = getLogTimestamp; watermark)   =
+ * stream L
  *          -> count-hourly-event-<t>, count-daily-event-<t>   for platform-device, content-device,
  *                                                            log-user, [query, content-query]
  *          -> last-time-log-user-event, [last-time-log-user-query]
  *          -> count-top-query -> gate-top-query (input 1)
+ *          -> join-log-user-user (input 0)                                          -> stream U
+ *   source-kafka-<log-user-user topic> (decode LogUserUser) -> join-log-user-user (input 1)
+ *     stream U -> count-hourly-event-user, count-daily-event-user, last-time-user-event,
+ *                 [last-time-user-query]
  *     query tables' results -> gate-top-query (input 0) --\
  *     other results ---------------------------------------> to-redis-commands
- *          -> [buffer-counter-backfill] -> filter-counter-output -> write-redis-counter
+ *          -> [buffer-counter-backfill] -> filter-counter-output -> sink-redis-counter
  *
- * Stream U (user, last-time-user-event, last-time-user-query) needs the LogUserUser topic, which
- * no logproc job writes yet: those tables are announced in the metadata but not counted. */
+ * The LogUserUser root reads the --logUserUserSource record files (then the job runs as one task,
+ * each file with its own watermark); without them stream U's join finds no user and the user
+ * tables stay empty (their metadata is written). */
 #include "jobs/counter/counter_job.h"
 
 #include <errno.h>
@@ -33,6 +40,7 @@
 #include "jobs/counter/sliding_counter.h"
 #include "jobs/counter/top_query.h"
 #include "jobs/counter/ua_family.h"
+#include "jobs/counter/user_stream.h"
 #include "logproc/join.pb-c.h"
 #include "runtime/log.h"
 
@@ -82,8 +90,10 @@ typedef struct counter_opts {
     int64_t redisRetryTimeout;
     int64_t redisFlushInterval;
     bool counterFaithfulZeroCounts;
+    flag_list logUserUserSource;
     /* set by check */
     int64_t start_wall_ms;
+    char luu_uid[RT_UID_MAX];
 } counter_opts;
 
 #define C(f) offsetof(counter_opts, f)
@@ -96,7 +106,8 @@ static const flag_def counter_defs[] = {
      "drop commands whose record time is after this (ms); negative: no end", 0},
     {"counterBackfillBuffer", NULL, FLAG_DURATION, "PT0S", C(counterBackfillBuffer),
      "keep only the last command per key and field for this long for records before the job's "
-     "start; PT0S: off", 0},
+     "start; PT0S: off",
+     0},
     {"globalEventDeviceHourlyEmitWindow", NULL, FLAG_DURATION, "PT15M",
      C(globalEventDeviceHourlyEmitWindow), "hourly emit window of platform-device", 0},
     {"contentEventDeviceHourlyEmitWindow", NULL, FLAG_DURATION, "PT15M",
@@ -133,11 +144,17 @@ static const flag_def counter_defs[] = {
     {"joinedEventTopic", NULL, FLAG_STRING, "", C(joinedEventTopic),
      "joined-event topic instead of metrics[.<input label>].<kafkaDataset>.joined-event", 0},
     {"logUserUserTopic", NULL, FLAG_STRING, "", C(logUserUserTopic),
-     "LogUserUser topic (its stream is not counted yet)", FLAG_PENDING},
+     "LogUserUser topic instead of metrics[.<input label>].<kafkaDataset>.log-user-user-event "
+     "(names its source operator)",
+     0},
+    {"logUserUserSource", NULL, FLAG_LIST, NULL, C(logUserUserSource),
+     "record file of LogUserUser Avro datums (repeatable): the user tables' input; without it "
+     "they get no counts",
+     0},
     {"maxJoinedEventOutOfOrderness", NULL, FLAG_DURATION, "PT1S", C(maxJoinedEventOutOfOrderness),
      "bounded out-of-orderness of the joined-event watermark (over getLogTimestamp)", 0},
     {"maxLogUserUserOutOfOrderness", NULL, FLAG_DURATION, "PT1S", C(maxLogUserUserOutOfOrderness),
-     "bounded out-of-orderness of the LogUserUser watermark", FLAG_PENDING},
+     "bounded out-of-orderness of the LogUserUser watermark (over eventApiTimestamp)", 0},
     {"maxFlatResponseInsertionOutOfOrderness", NULL, FLAG_DURATION, "PT1S",
      C(maxFlatResponseInsertionOutOfOrderness), "unused by this job", FLAG_IGNORED},
     {"maxPollJoinedEvent", NULL, FLAG_STRING, "", C(maxPollJoinedEvent), "unused by this job",
@@ -183,10 +200,15 @@ static void counter_free_opts(void *opts)
     free(opts);
 }
 
+static void input_topic(const char *job_label, const char *override_input_label,
+                        const char *kafka_dataset, const char *topic_override, const char *name,
+                        char *buf, size_t cap);
+
 static int whole_days(const char *flag, int64_t ms, int *days, char *err, size_t errlen)
 {
     if (ms <= 0 || ms % 86400000 || ms / 86400000 > 3650) {
-        snprintf(err, errlen, "flag --%s=%" PRId64 "ms: want whole days from P1D to P3650D", flag, ms);
+        snprintf(err, errlen, "flag --%s=%" PRId64 "ms: want whole days from P1D to P3650D", flag,
+                 ms);
         return -1;
     }
     *days = (int)(ms / 86400000);
@@ -198,8 +220,9 @@ static int counter_check(const job_common_opts *c, void *opts, char *err, size_t
     counter_opts *o = opts;
     int days;
     if (o->shardedEndpoints[0]) {
-        snprintf(err, errlen, "flag --shardedEndpoints=%s: Redis Cluster is not supported yet; "
-                              "give a standalone --unshardedEndpoint (--counterService)",
+        snprintf(err, errlen,
+                 "flag --shardedEndpoints=%s: Redis Cluster is not supported yet; "
+                 "give a standalone --unshardedEndpoint (--counterService)",
                  o->shardedEndpoints);
         return -1;
     }
@@ -221,8 +244,10 @@ static int counter_check(const job_common_opts *c, void *opts, char *err, size_t
         {"userEventHourlyEmitWindow", o->userEventHourlyEmitWindow},
     };
     for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++)
-        if (sliding_counter_check_emit_window(windows[i].name, windows[i].v, err, errlen)) return -1;
-    if (whole_days("logUserLastTimeAndCountTtl", o->logUserLastTimeAndCountTtl, &days, err, errlen) ||
+        if (sliding_counter_check_emit_window(windows[i].name, windows[i].v, err, errlen))
+            return -1;
+    if (whole_days("logUserLastTimeAndCountTtl", o->logUserLastTimeAndCountTtl, &days, err,
+                   errlen) ||
         whole_days("userLastTimeAndCountTtl", o->userLastTimeAndCountTtl, &days, err, errlen))
         return -1;
     top_query_config tq = {o->searchQueryWindowSize, o->searchQueryWindowSlide,
@@ -244,8 +269,18 @@ static int counter_check(const job_common_opts *c, void *opts, char *err, size_t
     }
     if (o->redisTimeout <= 0 || o->redisRetryMaxBackoff <= 0 || o->redisRetryTimeout < 0 ||
         o->redisFlushInterval < 0) {
-        snprintf(err, errlen, "flags --redisTimeout and --redisRetryMaxBackoff must be positive, "
-                              "--redisRetryTimeout and --redisFlushInterval not negative");
+        snprintf(err, errlen,
+                 "flags --redisTimeout and --redisRetryMaxBackoff must be positive, "
+                 "--redisRetryTimeout and --redisFlushInterval not negative");
+        return -1;
+    }
+    char topic[512];
+    input_topic(c->jobLabel, o->overrideInputLabel, c->kafkaDataset, o->logUserUserTopic,
+                "log-user-user-event", topic, sizeof topic);
+    if ((size_t)snprintf(o->luu_uid, sizeof o->luu_uid, "%s%s", c->kafkaSourceUidPrefix, topic) >=
+        sizeof o->luu_uid) {
+        snprintf(err, errlen, "source uid %s%s is over %d bytes", c->kafkaSourceUidPrefix, topic,
+                 RT_UID_MAX);
         return -1;
     }
     struct timespec ts;
@@ -254,16 +289,49 @@ static int counter_check(const job_common_opts *c, void *opts, char *err, size_t
     return 0;
 }
 
-void counter_input_topic(const char *job_label, const char *override_input_label,
-                         const char *kafka_dataset, const char *topic_override, char *buf, size_t cap)
+/* The LogUserUser record's time is its eventApiTimestamp (§B.1). */
+static int64_t luu_timestamp(const uint8_t *value, size_t len, int64_t record_ts)
+{
+    user_stream_luu l;
+    return user_stream_decode_luu(value, len, &l) ? record_ts : l.event_api_timestamp;
+}
+
+static int counter_second_input(const job_common_opts *c, const void *opts, job_input *in)
+{
+    const counter_opts *o = opts;
+    if (!o->logUserUserSource.n) return 0;
+    *in = (job_input){
+        .flag = "logUserUserSource",
+        .files = &o->logUserUserSource,
+        .root_uid = o->luu_uid,
+        .max_out_of_orderness = o->maxLogUserUserOutOfOrderness,
+        .assign_ts = luu_timestamp,
+    };
+    return 1;
+}
+
+static void input_topic(const char *job_label, const char *override_input_label,
+                        const char *kafka_dataset, const char *topic_override, const char *name,
+                        char *buf, size_t cap)
 {
     if (topic_override && *topic_override) {
         snprintf(buf, cap, "%s", topic_override);
         return;
     }
-    const char *label = override_input_label && *override_input_label ? override_input_label : job_label;
-    if (job_label_is_live(label)) snprintf(buf, cap, "metrics.%s.joined-event", kafka_dataset);
-    else snprintf(buf, cap, "metrics.%s.%s.joined-event", label, kafka_dataset);
+    const char *label =
+        override_input_label && *override_input_label ? override_input_label : job_label;
+    if (job_label_is_live(label))
+        snprintf(buf, cap, "metrics.%s.%s", kafka_dataset, name);
+    else
+        snprintf(buf, cap, "metrics.%s.%s.%s", label, kafka_dataset, name);
+}
+
+void counter_input_topic(const char *job_label, const char *override_input_label,
+                         const char *kafka_dataset, const char *topic_override, char *buf,
+                         size_t cap)
+{
+    input_topic(job_label, override_input_label, kafka_dataset, topic_override, "joined-event", buf,
+                cap);
 }
 
 /* ---- assign-timestamp-joined-event ----
@@ -307,7 +375,10 @@ static int at_process(rt_op *op, int input, const rt_record *rec)
         return 0;
     }
     if (f.log_ts > a->max_log_ts) a->max_log_ts = f.log_ts;
-    rt_record out = {.ts = f.log_ts, .type = REC_COUNTER_EVENT, .data = &f, .key = rec->key,
+    rt_record out = {.ts = f.log_ts,
+                     .type = REC_COUNTER_EVENT,
+                     .data = &f,
+                     .key = rec->key,
                      .key_len = rec->key_len};
     return rt_emit(op, 0, &out);
 }
@@ -345,31 +416,54 @@ static int at_restore(rt_op *op, const uint8_t *bytes, size_t len)
 }
 
 static const rt_op_vtbl assign_ts_vtbl = {
-    .open = at_open, .process = at_process, .on_watermark = at_watermark, .close = at_close,
-    .snapshot = at_snapshot, .restore = at_restore,
+    .open = at_open,
+    .process = at_process,
+    .on_watermark = at_watermark,
+    .close = at_close,
+    .snapshot = at_snapshot,
+    .restore = at_restore,
 };
 
 /* ---- keys of the tables ---- */
 
 static int table_key(ctable_id t, const counter_fields *f, uint8_t *buf, size_t cap)
 {
-    ctable_key k = {.platform_id = f->platform_id, .metric = f->metric, .query_hash = f->query_hash};
+    ctable_key k = {
+        .platform_id = f->platform_id, .metric = f->metric, .query_hash = f->query_hash};
 #define S(i, p) (k.s[i] = (p), k.n[i] = strlen(p))
 #define SL(i, p, l) (k.s[i] = (p), k.n[i] = (l))
     switch (t) {
-    case CTABLE_PLATFORM_DEVICE: SL(0, f->os, f->os_len), SL(1, f->ua, f->ua_len); break;
+    case CTABLE_PLATFORM_DEVICE:
+        SL(0, f->os, f->os_len), SL(1, f->ua, f->ua_len);
+        break;
     case CTABLE_CONTENT_DEVICE:
         S(0, f->content_id), SL(1, f->os, f->os_len), SL(2, f->ua, f->ua_len);
         break;
-    case CTABLE_LOG_USER: S(0, f->log_user_id); break;
-    case CTABLE_USER: S(0, f->user_id); break;
-    case CTABLE_LAST_TIME_LOG_USER_EVENT: S(0, f->log_user_id), S(1, f->content_id); break;
-    case CTABLE_LAST_TIME_USER_EVENT: S(0, f->user_id), S(1, f->content_id); break;
-    case CTABLE_QUERY: break;
-    case CTABLE_CONTENT_QUERY: S(0, f->content_id); break;
-    case CTABLE_LAST_TIME_LOG_USER_QUERY: S(0, f->log_user_id); break;
-    case CTABLE_LAST_TIME_USER_QUERY: S(0, f->user_id); break;
-    default: return -1;
+    case CTABLE_LOG_USER:
+        S(0, f->log_user_id);
+        break;
+    case CTABLE_USER:
+        S(0, f->user_id);
+        break;
+    case CTABLE_LAST_TIME_LOG_USER_EVENT:
+        S(0, f->log_user_id), S(1, f->content_id);
+        break;
+    case CTABLE_LAST_TIME_USER_EVENT:
+        S(0, f->user_id), S(1, f->content_id);
+        break;
+    case CTABLE_QUERY:
+        break;
+    case CTABLE_CONTENT_QUERY:
+        S(0, f->content_id);
+        break;
+    case CTABLE_LAST_TIME_LOG_USER_QUERY:
+        S(0, f->log_user_id);
+        break;
+    case CTABLE_LAST_TIME_USER_QUERY:
+        S(0, f->user_id);
+        break;
+    default:
+        return -1;
     }
 #undef S
 #undef SL
@@ -429,7 +523,7 @@ static int encode_invalid(void *ctx, const rt_record *rec, rt_buf *out, int64_t 
     return avro_table_encode_invalid(ctx, r, out);
 }
 
-static int add_invalid_sink(build *b, rt_op *decode)
+static int add_invalid_sink(build *b, rt_op *decode, rt_op *decode_luu)
 {
     const char *uid = "sink-s3-counter-side-invalid-record";
     if (job_sink_disabled(b->c, uid) || (!b->c->logAvro && !b->c->logParquet)) return 0;
@@ -443,8 +537,12 @@ static int add_invalid_sink(build *b, rt_op *decode)
     if (avro_table_new(NULL, "invalid_record", (size_t)b->c->maxRecordBytes, &t, b->err, b->errlen))
         return -1;
     sink_op_config sc = {
-        .dir = path, .run_id = b->run_id, .task = b->task, .format = avro_table_format(t),
-        .encode = encode_invalid, .encode_ctx = t,
+        .dir = path,
+        .run_id = b->run_id,
+        .task = b->task,
+        .format = avro_table_format(t),
+        .encode = encode_invalid,
+        .encode_ctx = t,
         .encode_free = (void (*)(void *))avro_table_free,
         .max_record_bytes = (size_t)b->c->maxRecordBytes,
     };
@@ -453,7 +551,7 @@ static int add_invalid_sink(build *b, rt_op *decode)
         avro_table_free(t);
         return fail(b, "adding the invalid-record sink");
     }
-    return connect(b, decode, 1, sink, 0);
+    return connect(b, decode, 1, sink, 0) || connect(b, decode_luu, 1, sink, 0) ? -1 : 0;
 }
 
 /* Adds the counting operators of table t fed by src; their results go to dst input 0. */
@@ -464,8 +562,11 @@ static int add_table(build *b, ctable_id t, rt_op *src, rt_op *dst, int64_t hour
     char uid[RT_UID_MAX];
     rt_op *op;
     if (ti->last_time) {
-        last_time_config lc = {.ttl_days = ttl_days, .tag = t, .key_fn = time_key,
-                               .hash_fn = java_hash, .ctx = (void *)(intptr_t)t};
+        last_time_config lc = {.ttl_days = ttl_days,
+                               .tag = t,
+                               .key_fn = time_key,
+                               .hash_fn = java_hash,
+                               .ctx = (void *)(intptr_t)t};
         if (last_time_op_add(b->g, ti->name, &lc, &op)) return fail(b, ti->name);
         return connect(b, src, 0, op, 0) || connect(b, op, 0, dst, 0) ? -1 : 0;
     }
@@ -500,8 +601,9 @@ static unsigned enabled_tables(const counter_opts *o)
     return m;
 }
 
-static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts, const char *run_id,
-                         const char *task, rt_op **root, char *err, size_t errlen)
+static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts,
+                         const char *run_id, const char *task, rt_op **root, char *err,
+                         size_t errlen)
 {
     const counter_opts *o = opts;
     build b = {g, c, o, run_id, task, err, errlen};
@@ -519,16 +621,26 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
         .max_record_bytes = (size_t)c->maxRecordBytes,
         .end_at_ts = c->endAtTimestamp,
     };
-    rt_op *decode, *assign, *commands, *gate = NULL, *top, *op, *last;
+    rt_op *decode, *decode_luu, *assign, *commands, *gate = NULL, *top, *join, *op, *last;
     if (decode_op_add(g, uid, &dc, &decode)) return fail(&b, "adding the source");
     *root = decode;
-    if (add_invalid_sink(&b, decode)) return -1;
+    input_topic(c->jobLabel, o->overrideInputLabel, c->kafkaDataset, o->logUserUserTopic,
+                "log-user-user-event", topic, sizeof topic);
+    if ((size_t)snprintf(uid, sizeof uid, "%s%s", c->kafkaSourceUidPrefix, topic) >= sizeof uid) {
+        snprintf(err, errlen, "source uid %s%s is over %d bytes", c->kafkaSourceUidPrefix, topic,
+                 RT_UID_MAX);
+        return -1;
+    }
+    if (user_stream_decode_op_add(g, uid, (size_t)c->maxRecordBytes, &decode_luu))
+        return fail(&b, "adding the LogUserUser source");
+    if (add_invalid_sink(&b, decode, decode_luu)) return -1;
 
     assign_ts *a = calloc(1, sizeof *a);
     if (!a) return fail(&b, "out of memory");
     a->out_of_orderness = o->maxJoinedEventOutOfOrderness;
     a->max_log_ts = RT_TIME_MIN;
-    if (rt_graph_add_op(g, "assign-timestamp-joined-event", NULL, &assign_ts_vtbl, a, 1, 1, &assign)) {
+    if (rt_graph_add_op(g, "assign-timestamp-joined-event", NULL, &assign_ts_vtbl, a, 1, 1,
+                        &assign)) {
         free(a);
         return fail(&b, "adding assign-timestamp-joined-event");
     }
@@ -567,7 +679,23 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
         if (!(tables & (1u << t))) continue;
         const ctable_info *ti = ctable_get(t);
         bool hourly = !ti->query || o->hourlyQuery;
-        if (add_table(&b, t, assign, ti->query ? gate : commands, l_tables[i].emit, hourly, log_days))
+        if (add_table(&b, t, assign, ti->query ? gate : commands, l_tables[i].emit, hourly,
+                      log_days))
+            return -1;
+    }
+    /* stream U */
+    if (user_stream_join_op_add(g, "join-log-user-user", &join) ||
+        connect(&b, assign, 0, join, 0) || connect(&b, decode_luu, 0, join, 1))
+        return fail(&b, "adding join-log-user-user");
+    int user_days = (int)(o->userLastTimeAndCountTtl / 86400000);
+    static const ctable_id u_tables[] = {CTABLE_USER, CTABLE_LAST_TIME_USER_EVENT,
+                                         CTABLE_LAST_TIME_USER_QUERY};
+    for (size_t i = 0; i < sizeof u_tables / sizeof u_tables[0]; i++) {
+        ctable_id t = u_tables[i];
+        if (!(tables & (1u << t))) continue;
+        const ctable_info *ti = ctable_get(t);
+        if (add_table(&b, t, join, ti->query ? gate : commands, o->userEventHourlyEmitWindow, true,
+                      user_days))
             return -1;
     }
 
@@ -615,8 +743,8 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
         snprintf(path, sizeof path, "%s/redis-commands-%s.resp", dir, task);
         sc.redis.path = path;
     }
-    if (counter_sink_op_add(g, "write-redis-counter", &sc, &op) || connect(&b, last, 0, op, 0))
-        return fail(&b, "adding write-redis-counter");
+    if (counter_sink_op_add(g, "sink-redis-counter", &sc, &op) || connect(&b, last, 0, op, 0))
+        return fail(&b, "adding sink-redis-counter");
     return 0;
 }
 
@@ -628,4 +756,5 @@ const job_def counter_job_def = {
     .free_opts = counter_free_opts,
     .check = counter_check,
     .build = counter_build,
+    .second_input = counter_second_input,
 };

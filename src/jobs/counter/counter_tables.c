@@ -15,12 +15,24 @@ const int ctable_metrics[CMETRIC_COUNT] = {
 };
 
 static const char *const metric_names[20] = {
-    "COUNT_IMPRESSION",       "COUNT_NAVIGATE",        "COUNT_PURCHASE",
-    "COUNT_ADD_TO_CART",      "COUNT_SHARE",           "COUNT_LIKE",
-    "COUNT_COMMENT",          "COUNT_CHECKOUT",        "COUNT_UNLIKE",
-    "COUNT_REMOVE_FROM_CART", "COUNT_MAKE_OFFER",      "COUNT_ASK_QUESTION",
-    "COUNT_ANSWER_QUESTION",  "COUNT_COMPLETE_SIGN_IN", "COUNT_COMPLETE_SIGN_UP",
-    "COUNT_BOOKMARK",         "COUNT_REMOVE_BOOKMARK", "COUNT_ADD_TO_LIST",
+    "COUNT_IMPRESSION",
+    "COUNT_NAVIGATE",
+    "COUNT_PURCHASE",
+    "COUNT_ADD_TO_CART",
+    "COUNT_SHARE",
+    "COUNT_LIKE",
+    "COUNT_COMMENT",
+    "COUNT_CHECKOUT",
+    "COUNT_UNLIKE",
+    "COUNT_REMOVE_FROM_CART",
+    "COUNT_MAKE_OFFER",
+    "COUNT_ASK_QUESTION",
+    "COUNT_ANSWER_QUESTION",
+    "COUNT_COMPLETE_SIGN_IN",
+    "COUNT_COMPLETE_SIGN_UP",
+    "COUNT_BOOKMARK",
+    "COUNT_REMOVE_BOOKMARK",
+    "COUNT_ADD_TO_LIST",
     "COUNT_REMOVE_FROM_LIST",
 };
 
@@ -39,8 +51,8 @@ static const ctable_info tables[CTABLE_COUNT] = {
                                 true, CTYPE_ITEM_DEVICE_COUNT, 0, 2},
     [CTABLE_CONTENT_DEVICE] = {"content-device", "os,user_agent,fid:value", false, false, false,
                                true, CTYPE_ITEM_DEVICE_COUNT, 0, 3},
-    [CTABLE_LOG_USER] = {"log-user", "fid:value", false, false, false, false,
-                         CTYPE_LOG_USER_COUNT, 0, 1},
+    [CTABLE_LOG_USER] = {"log-user", "fid:value", false, false, false, false, CTYPE_LOG_USER_COUNT,
+                         0, 1},
     [CTABLE_USER] = {"user", "fid:value", false, false, true, false, CTYPE_USER_COUNT, 0, 1},
     [CTABLE_LAST_TIME_LOG_USER_EVENT] = {"last-time-log-user-event", "fid:value", true, false,
                                          false, false, CTYPE_LOG_USER_ITEM_COUNT,
@@ -50,8 +62,8 @@ static const ctable_info tables[CTABLE_COUNT] = {
     [CTABLE_QUERY] = {"query", "fid:value", false, true, false, false, CTYPE_QUERY_COUNT, 0, 0},
     [CTABLE_CONTENT_QUERY] = {"content-query", "fid:value", false, true, false, false,
                               CTYPE_ITEM_QUERY_COUNT, 0, 1},
-    [CTABLE_LAST_TIME_LOG_USER_QUERY] = {"last-time-log-user-query", "fid:value", true, true,
-                                         false, false, CTYPE_LOG_USER_QUERY_COUNT,
+    [CTABLE_LAST_TIME_LOG_USER_QUERY] = {"last-time-log-user-query", "fid:value", true, true, false,
+                                         false, CTYPE_LOG_USER_QUERY_COUNT,
                                          CTYPE_LOG_USER_QUERY_HOURS_AGO, 1},
     [CTABLE_LAST_TIME_USER_QUERY] = {"last-time-user-query", "fid:value", true, true, true, false,
                                      CTYPE_USER_QUERY_COUNT, CTYPE_USER_QUERY_HOURS_AGO, 1},
@@ -67,10 +79,14 @@ int ctable_window(int size, int64_t unit_ms)
     if (unit_ms == 3600000) return size == 1 ? CWINDOW_HOUR : -1;
     if (unit_ms != 86400000) return -1;
     switch (size) {
-    case 1: return CWINDOW_DAY;
-    case 7: return CWINDOW_DAY_7;
-    case 30: return CWINDOW_DAY_30;
-    case 90: return CWINDOW_DAY_90;
+    case 1:
+        return CWINDOW_DAY;
+    case 7:
+        return CWINDOW_DAY_7;
+    case 30:
+        return CWINDOW_DAY_30;
+    case 90:
+        return CWINDOW_DAY_90;
     }
     return -1;
 }
@@ -100,7 +116,8 @@ int ctable_feature_ids(ctable_id t, rt_buf *out)
             PUT(ctable_fid(ti->hours_ago_type, ctable_metrics[m], CWINDOW_NONE));
     } else {
         for (int m = 0; m < CMETRIC_COUNT; m++)
-            for (int w = 0; w < 4; w++) PUT(ctable_fid(ti->count_type, ctable_metrics[m], windows[w]));
+            for (int w = 0; w < 4; w++)
+                PUT(ctable_fid(ti->count_type, ctable_metrics[m], windows[w]));
     }
 #undef PUT
     return 0;
@@ -110,13 +127,15 @@ int ctable_feature_ids(ctable_id t, rt_buf *out)
 
 static void le(uint8_t *p, uint64_t v, int n)
 {
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t rd_le(const uint8_t *p, int n)
 {
     uint64_t v = 0;
-    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -203,8 +222,10 @@ int ctable_redis_key(ctable_id t, const ctable_key *k, rt_buf *out)
 {
     if (put_dec(out, k->platform_id)) return -1;
     switch (t) {
-    case CTABLE_PLATFORM_DEVICE: return 0;
-    case CTABLE_CONTENT_DEVICE: return put_sep(out) || put_str(out, k, 0) ? -1 : 0;
+    case CTABLE_PLATFORM_DEVICE:
+        return 0;
+    case CTABLE_CONTENT_DEVICE:
+        return put_sep(out) || put_str(out, k, 0) ? -1 : 0;
     case CTABLE_LOG_USER:
     case CTABLE_USER:
         return put_sep(out) || put_type(out, 'u') || put_sep(out) || put_str(out, k, 0) ? -1 : 0;
@@ -230,7 +251,8 @@ int ctable_redis_key(ctable_id t, const ctable_key *k, rt_buf *out)
                        put_hash(out, k->query_hash)
                    ? -1
                    : 0;
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -258,10 +280,13 @@ int32_t ctable_java_key_hash(ctable_id t, const ctable_key *k)
     int n = 0;
     parts[n++] = long_hash(k->platform_id);
     parts[n++] = java_string_hash(k->s[0], k->n[0]);
-    if (ti->query) parts[n++] = long_hash((int64_t)k->query_hash);
-    else parts[n++] = java_string_hash(k->s[1], k->n[1]);
+    if (ti->query)
+        parts[n++] = long_hash((int64_t)k->query_hash);
+    else
+        parts[n++] = java_string_hash(k->s[1], k->n[1]);
     parts[n++] = name ? java_string_hash(name, strlen(name)) : 0;
     uint32_t r = (uint32_t)parts[0];
-    for (int i = 1; i < n; i++) r = 31u * r + (uint32_t)parts[i];
+    for (int i = 1; i < n; i++)
+        r = 31u * r + (uint32_t)parts[i];
     return (int32_t)r;
 }

@@ -63,7 +63,8 @@ static int lt_open(rt_op *op)
 
 /* Output-and-cleanup at time X (§B.8), emitted with ts out_ts. The state of key may be rewritten
  * or deleted. */
-static int output(rt_op *op, last_time *l, const uint8_t *key, size_t klen, int64_t X, int64_t out_ts)
+static int output(rt_op *op, last_time *l, const uint8_t *key, size_t klen, int64_t X,
+                  int64_t out_ts)
 {
     size_t vlen = 0;
     lt_state *s = rt_kv_get(l->state, key, klen, &vlen);
@@ -80,7 +81,11 @@ static int output(rt_op *op, last_time *l, const uint8_t *key, size_t klen, int6
         count += s->days[i].count;
     }
     counter_last_time_result r = {
-        .table = l->cfg.tag, .key = key, .key_len = klen, .last_ts = s->last_ts, .count = count,
+        .table = l->cfg.tag,
+        .key = key,
+        .key_len = klen,
+        .last_ts = s->last_ts,
+        .count = count,
         .ttl = count == 0 ? LAST_TIME_ZERO_TTL_SECONDS : l->keep_ttl,
     };
     /* key is the operator's buffer or the timer's copy, never the state's bytes, so it stays
@@ -113,13 +118,14 @@ static int lt_process(rt_op *op, int input, const rt_record *rec)
     lt_state *s = rt_kv_get(l->state, l->key, (size_t)klen, &vlen);
     size_t n = s ? (vlen - sizeof *s) / sizeof(day_count) : 0;
     size_t i = n;
-    while (i > 0 && s->days[i - 1].day > day) i--;
+    while (i > 0 && s->days[i - 1].day > day)
+        i--;
     if (i > 0 && s->days[i - 1].day == day) {
         s->days[i - 1].count++;
     } else {
         void *v;
-        if (rt_kv_upsert(l->state, l->key, (size_t)klen, sizeof *s + (n + 1) * sizeof(day_count), &v,
-                         NULL))
+        if (rt_kv_upsert(l->state, l->key, (size_t)klen, sizeof *s + (n + 1) * sizeof(day_count),
+                         &v, NULL))
             return -1;
         s = v;
         memmove(&s->days[i + 1], &s->days[i], (n - i) * sizeof(day_count));
@@ -148,7 +154,10 @@ static void lt_close(rt_op *op)
 }
 
 static const rt_op_vtbl lt_vtbl = {
-    .open = lt_open, .process = lt_process, .on_timer = lt_timer, .close = lt_close,
+    .open = lt_open,
+    .process = lt_process,
+    .on_timer = lt_timer,
+    .close = lt_close,
 };
 
 int last_time_op_add(rt_graph *g, const char *uid, const last_time_config *cfg, rt_op **out)

@@ -65,7 +65,8 @@ void sliding_counter_window_key(int64_t event_time, int64_t emit_ms, int daily, 
     struct tm tm;
     gmtime_r(&s, &tm);
     if (daily)
-        snprintf(out, 64, "%04d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
+        snprintf(out, 64, "%04d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour);
     else
         snprintf(out, 64, "%04d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                  tm.tm_hour, tm.tm_min);
@@ -85,7 +86,8 @@ static int add_to_window(rt_op *op, sliding *s, size_t klen, int64_t end, int64_
     win *w = rt_kv_get(s->windows, s->key, klen, &vlen);
     size_t n = vlen / sizeof(win);
     size_t i = n;
-    while (i > 0 && w[i - 1].end > end) i--;
+    while (i > 0 && w[i - 1].end > end)
+        i--;
     if (i > 0 && w[i - 1].end == end) {
         w[i - 1].count += c;
         return 0;
@@ -130,7 +132,8 @@ static int sc_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
     size_t n = vlen / sizeof(win), drop = 0;
     int maxb = c->buckets[0];
     for (size_t i = 0; i < n; i++) {
-        int64_t d = (T - w[i].end) / c->unit_ms; /* truncates toward zero, as Java's long division */
+        int64_t d =
+            (T - w[i].end) / c->unit_ms; /* truncates toward zero, as Java's long division */
         if (d >= maxb) {
             drop = i + 1;
             continue;
@@ -149,8 +152,13 @@ static int sc_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
     for (int j = 0; j < c->nbuckets; j++) {
         int b = c->emit_order[j];
         counter_window_result r = {
-            .table = c->tag, .key = key, .key_len = klen, .bucket = c->buckets[b],
-            .unit_ms = c->unit_ms, .count = sums[b], .ttl = c->expiry[b],
+            .table = c->tag,
+            .key = key,
+            .key_len = klen,
+            .bucket = c->buckets[b],
+            .unit_ms = c->unit_ms,
+            .count = sums[b],
+            .ttl = c->expiry[b],
         };
         rt_record out = {.ts = T, .type = REC_COUNTER_WINDOW, .data = &r};
         if (rt_emit(op, 0, &out)) return -1;
@@ -164,7 +172,10 @@ static void sc_close(rt_op *op)
 }
 
 static const rt_op_vtbl sc_vtbl = {
-    .open = sc_open, .process = sc_process, .on_timer = sc_timer, .close = sc_close,
+    .open = sc_open,
+    .process = sc_process,
+    .on_timer = sc_timer,
+    .close = sc_close,
 };
 
 int sliding_counter_op_add(rt_graph *g, const char *uid, const sliding_counter_config *cfg,

@@ -29,10 +29,10 @@ typedef struct sliding_counter_config {
     int64_t unit_ms; /* 3600000 hourly, 86400000 daily */
     int64_t emit_ms; /* E: the window length and timer grid */
     int nbuckets;
-    int buckets[SLIDING_MAX_BUCKETS];     /* sizes in units, largest first: {1} or {30, 7, 1} */
-    int64_t expiry[SLIDING_MAX_BUCKETS];  /* TTL seconds per bucket (0: none) */
-    int emit_order[SLIDING_MAX_BUCKETS];  /* indices into buckets, in emission order */
-    int tag;                              /* copied into every result's table field */
+    int buckets[SLIDING_MAX_BUCKETS];    /* sizes in units, largest first: {1} or {30, 7, 1} */
+    int64_t expiry[SLIDING_MAX_BUCKETS]; /* TTL seconds per bucket (0: none) */
+    int emit_order[SLIDING_MAX_BUCKETS]; /* indices into buckets, in emission order */
+    int tag;                             /* copied into every result's table field */
     /* The key of a record (written to buf, at most cap bytes), its event time and count.
      * Returns the key length, or -1 to skip the record (counted as numSkipped). */
     int (*key_fn)(void *ctx, const rt_record *rec, uint8_t *buf, size_t cap, int64_t *event_time,

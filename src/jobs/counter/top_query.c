@@ -31,14 +31,17 @@ static int64_t gcd64(int64_t a, int64_t b)
 int top_query_check(const top_query_config *c, char *err, size_t errlen)
 {
     if (c->window_ms <= 0 || c->slide_ms <= 0) {
-        snprintf(err, errlen, "flags --searchQueryWindowSize and --searchQueryWindowSlide must be "
-                              "positive durations");
+        snprintf(err, errlen,
+                 "flags --searchQueryWindowSize and --searchQueryWindowSlide must be "
+                 "positive durations");
         return -1;
     }
     if (c->window_ms / gcd64(c->window_ms, c->slide_ms) > 100000) {
-        snprintf(err, errlen, "flags --searchQueryWindowSize=%" PRId64 "ms and "
+        snprintf(err, errlen,
+                 "flags --searchQueryWindowSize=%" PRId64 "ms and "
                  "--searchQueryWindowSlide=%" PRId64 "ms: a window of over 100000 panes of their "
-                 "greatest common divisor", c->window_ms, c->slide_ms);
+                 "greatest common divisor",
+                 c->window_ms, c->slide_ms);
         return -1;
     }
     return 0;
@@ -103,13 +106,15 @@ static int tc_process(rt_op *op, int input, const rt_record *rec)
     int64_t p = floor_div(t, c->pane_ms) * c->pane_ms;
     size_t n = s ? (vlen - sizeof *s) / sizeof(pane) : 0;
     size_t i = n;
-    while (i > 0 && s->panes[i - 1].start > p) i--;
+    while (i > 0 && s->panes[i - 1].start > p)
+        i--;
     if (i > 0 && s->panes[i - 1].start == p) {
         s->panes[i - 1].count++;
     } else {
         void *v;
         int created;
-        if (rt_kv_upsert(c->state, key, 8, sizeof *s + (n + 1) * sizeof(pane), &v, &created)) return -1;
+        if (rt_kv_upsert(c->state, key, 8, sizeof *s + (n + 1) * sizeof(pane), &v, &created))
+            return -1;
         s = v;
         if (created) s->next = INT64_MAX;
         memmove(&s->panes[i + 1], &s->panes[i], (n - i) * sizeof(pane));
@@ -147,7 +152,8 @@ static int tc_timer(rt_op *op, int64_t F, const uint8_t *key, size_t klen)
     /* panes before the next window's start are in no later window */
     int64_t next_start = start + S;
     size_t drop = 0;
-    while (drop < n && s->panes[drop].start < next_start) drop++;
+    while (drop < n && s->panes[drop].start < next_start)
+        drop++;
     if (drop == n) {
         rt_kv_delete(c->state, key, klen);
         return 0;
@@ -157,7 +163,8 @@ static int tc_timer(rt_op *op, int64_t F, const uint8_t *key, size_t klen)
     if (cover > next_start) next_start = cover;
     memmove(s->panes, s->panes + drop, (n - drop) * sizeof(pane));
     void *v;
-    if (rt_kv_upsert(c->state, key, klen, sizeof *s + (n - drop) * sizeof(pane), &v, NULL)) return -1;
+    if (rt_kv_upsert(c->state, key, klen, sizeof *s + (n - drop) * sizeof(pane), &v, NULL))
+        return -1;
     s = v;
     s->next = next_start + W - 1;
     return rt_timer_register(op, s->next, key, klen);
@@ -169,7 +176,10 @@ static void tc_close(rt_op *op)
 }
 
 static const rt_op_vtbl tc_vtbl = {
-    .open = tc_open, .process = tc_process, .on_timer = tc_timer, .close = tc_close,
+    .open = tc_open,
+    .process = tc_process,
+    .on_timer = tc_timer,
+    .close = tc_close,
 };
 
 int top_query_count_op_add(rt_graph *g, const char *uid, const top_query_config *cfg, rt_op **out)
@@ -289,7 +299,8 @@ static int gate_process(rt_op *op, int input, const rt_record *rec)
         return rt_kv_put(g->seen, h, 8, NULL, 0);
     }
     uint64_t h;
-    if (result_hash(rec, &h)) return rt_op_fail(op, "a result of type %d is not of a query table", rec->type);
+    if (result_hash(rec, &h))
+        return rt_op_fail(op, "a result of type %d is not of a query table", rec->type);
     if (h == CTABLE_EMPTY_QUERY_HASH) {
         rt_counter_add(g->passed, 1);
         return rt_emit(op, 0, rec);
@@ -299,8 +310,8 @@ static int gate_process(rt_op *op, int input, const rt_record *rec)
     size_t old = 0;
     void *v = rt_kv_get(g->buffer, &h, 8, &old);
     if (old + g->scratch.len > TOP_QUERY_GATE_MAX_BYTES)
-        return rt_op_fail(op, "results buffered for query hash %016" PRIx64 " exceed %zu bytes",
-                          h, TOP_QUERY_GATE_MAX_BYTES);
+        return rt_op_fail(op, "results buffered for query hash %016" PRIx64 " exceed %zu bytes", h,
+                          TOP_QUERY_GATE_MAX_BYTES);
     if (rt_kv_upsert(g->buffer, &h, 8, old + g->scratch.len, &v, NULL)) return -1;
     memcpy((uint8_t *)v + old, g->scratch.data, g->scratch.len);
     return rt_timer_register(op, rec->ts, &h, 8);
@@ -336,7 +347,10 @@ static void gate_close(rt_op *op)
 }
 
 static const rt_op_vtbl gate_vtbl = {
-    .open = gate_open, .process = gate_process, .on_timer = gate_timer, .close = gate_close,
+    .open = gate_open,
+    .process = gate_process,
+    .on_timer = gate_timer,
+    .close = gate_close,
 };
 
 int top_query_gate_op_add(rt_graph *g, const char *uid, rt_op **out)

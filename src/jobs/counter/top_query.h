@@ -27,10 +27,10 @@
 #define TOP_QUERY_GATE_MAX_BYTES ((size_t)64 << 20)
 
 typedef struct top_query_config {
-    int64_t window_ms;   /* --searchQueryWindowSize */
-    int64_t slide_ms;    /* --searchQueryWindowSlide */
-    int64_t threshold;   /* --searchQueryWindowMinThreshold (inclusive) */
-    int64_t max_length;  /* --searchQueryLengthLimit, UTF-16 units */
+    int64_t window_ms;  /* --searchQueryWindowSize */
+    int64_t slide_ms;   /* --searchQueryWindowSlide */
+    int64_t threshold;  /* --searchQueryWindowMinThreshold (inclusive) */
+    int64_t max_length; /* --searchQueryLengthLimit, UTF-16 units */
 } top_query_config;
 
 /* Checks the window flags: size and slide > 0, a window of at most 100000 panes. Returns 0 or -1

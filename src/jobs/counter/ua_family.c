@@ -100,8 +100,10 @@ fail:
 void ua_family_free(ua_family *p)
 {
     if (!p) return;
-    for (size_t i = 0; i < NUA; i++) pcre2_code_free(p->ua_code[i]);
-    for (size_t i = 0; i < NOS; i++) pcre2_code_free(p->os_code[i]);
+    for (size_t i = 0; i < NUA; i++)
+        pcre2_code_free(p->ua_code[i]);
+    for (size_t i = 0; i < NOS; i++)
+        pcre2_code_free(p->os_code[i]);
     pcre2_match_data_free(p->md);
     free(p);
 }
@@ -111,7 +113,8 @@ static void copy_family(char *dst, const char *src, size_t n)
 {
     if (n > UA_FAMILY_MAX) {
         n = UA_FAMILY_MAX;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
     }
     memcpy(dst, src, n);
     dst[n] = 0;
@@ -137,7 +140,8 @@ static void first_match(ua_family *p, pcre2_code *const *codes, const rule *rule
 static uint32_t fnv(const char *s, size_t n)
 {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
     return h;
 }
 

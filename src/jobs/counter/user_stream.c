@@ -70,12 +70,17 @@ static int ld_process(rt_op *op, int input, const rt_record *rec)
     if (!error && user_stream_decode_luu(src->value, src->value_len, &luu))
         error = "value is not a LogUserUser Avro datum";
     if (!error) {
-        rt_record out = {.ts = luu.event_api_timestamp, .type = REC_COUNTER_LOG_USER_USER, .data = &luu};
+        rt_record out = {
+            .ts = luu.event_api_timestamp, .type = REC_COUNTER_LOG_USER_USER, .data = &luu};
         return rt_emit(op, 0, &out);
     }
     job_invalid_record inv = {
-        .source = src->source, .partition = src->partition, .offset = src->offset,
-        .timestamp = src->ts, .error = error, .raw = src->value,
+        .source = src->source,
+        .partition = src->partition,
+        .offset = src->offset,
+        .timestamp = src->ts,
+        .error = error,
+        .raw = src->value,
         .raw_len = src->value_len > d->max_record_bytes ? d->max_record_bytes : src->value_len,
         .raw_length = (int64_t)(src->error ? src->raw_length : src->value_len),
     };
@@ -89,7 +94,8 @@ static void ld_close(rt_op *op)
     free(rt_op_self(op));
 }
 
-static const rt_op_vtbl luu_decode_vtbl = {.open = ld_open, .process = ld_process, .close = ld_close};
+static const rt_op_vtbl luu_decode_vtbl = {
+    .open = ld_open, .process = ld_process, .close = ld_close};
 
 int user_stream_decode_op_add(rt_graph *g, const char *uid, size_t max_record_bytes, rt_op **out)
 {
@@ -105,11 +111,14 @@ int user_stream_decode_op_add(rt_graph *g, const char *uid, size_t max_record_by
 
 /* ---- the reduced copy ---- */
 
-void user_stream_reduce(const Event__JoinedEvent *e, user_stream_scratch *s, Event__JoinedEvent *copy)
+void user_stream_reduce(const Event__JoinedEvent *e, user_stream_scratch *s,
+                        Event__JoinedEvent *copy)
 {
     event__joined_event__init(copy);
-    if (e->ids) s->ids = *e->ids;
-    else event__joined_identifiers__init(&s->ids);
+    if (e->ids)
+        s->ids = *e->ids;
+    else
+        event__joined_identifiers__init(&s->ids);
     copy->ids = &s->ids;
     copy->timing = e->timing;
     delivery__request__init(&s->request);
@@ -159,7 +168,8 @@ typedef struct join {
 static int key_of(rt_buf *b, uint64_t platform, const char *luid, size_t n)
 {
     uint8_t p[8];
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(platform >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(platform >> (8 * i));
     rt_buf_reset(b);
     return rt_buf_append(b, p, 8) || rt_buf_append(b, luid, n) ? -1 : 0;
 }
@@ -183,8 +193,10 @@ static int append_entry(rt_op *op, rt_kv *kv, const uint8_t *key, size_t klen, i
     uint8_t *v = rt_kv_get(kv, key, klen, &old);
     size_t add = 12 + n;
     if (old + add > USER_STREAM_MAX_PENDING_BYTES)
-        return rt_op_fail(op, "%zu bytes wait under one (platform_id, log_user_id), over the limit of "
-                              "%zu", old + add, USER_STREAM_MAX_PENDING_BYTES);
+        return rt_op_fail(op,
+                          "%zu bytes wait under one (platform_id, log_user_id), over the limit of "
+                          "%zu",
+                          old + add, USER_STREAM_MAX_PENDING_BYTES);
     size_t at = old;
     if (sorted) { /* the insertion point: after every entry with ts <= this one */
         at = 0;
@@ -319,8 +331,10 @@ static int jn_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
                 const uint8_t *v = rt_kv_get(j->versions, key, klen, &vlen);
                 uint32_t ulen = 0;
                 const uint8_t *user = v ? version_at(v, vlen, ts, &ulen) : NULL;
-                if (!user) rt_counter_add(j->dropped, 1);
-                else rc = emit_fact(op, j, bytes, n, ts, (const char *)user, ulen);
+                if (!user)
+                    rt_counter_add(j->dropped, 1);
+                else
+                    rc = emit_fact(op, j, bytes, n, ts, (const char *)user, ulen);
             }
             at += 12 + n;
         }
@@ -361,7 +375,10 @@ static void jn_close(rt_op *op)
 }
 
 static const rt_op_vtbl join_vtbl = {
-    .open = jn_open, .process = jn_process, .on_timer = jn_timer, .close = jn_close,
+    .open = jn_open,
+    .process = jn_process,
+    .on_timer = jn_timer,
+    .close = jn_close,
 };
 
 int user_stream_join_op_add(rt_graph *g, const char *uid, rt_op **out)

@@ -51,7 +51,8 @@ typedef struct user_stream_scratch {
     Event__Impression impression;
     Event__Action action;
 } user_stream_scratch;
-void user_stream_reduce(const Event__JoinedEvent *e, user_stream_scratch *s, Event__JoinedEvent *copy);
+void user_stream_reduce(const Event__JoinedEvent *e, user_stream_scratch *s,
+                        Event__JoinedEvent *copy);
 
 /* Adds decode-log-user-user (a root: 1 input, ports 0 and 1). Returns 0 or -1. */
 int user_stream_decode_op_add(rt_graph *g, const char *uid, size_t max_record_bytes, rt_op **out);
