@@ -148,7 +148,8 @@ static int setup_command(redis_sink *s, char *why, size_t whylen, const char *fm
 
 static int try_connect(redis_sink *s, char *why, size_t whylen)
 {
-    struct timeval tv = {(time_t)(s->cfg.timeout_ms / 1000), (suseconds_t)(s->cfg.timeout_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(s->cfg.timeout_ms / 1000),
+                         (suseconds_t)(s->cfg.timeout_ms % 1000) * 1000};
     s->ctx = redisConnectWithTimeout(s->host, s->port, tv);
     if (!s->ctx) {
         snprintf(why, whylen, "out of memory");
@@ -173,7 +174,8 @@ static int try_connect(redis_sink *s, char *why, size_t whylen)
 /* Sends the batch and reads one reply per command. 0, or -1 with why (the connection is gone). */
 static int try_send(redis_sink *s, char *why, size_t whylen)
 {
-    if (redisAppendFormattedCommand(s->ctx, (const char *)s->batch.data, s->batch.len) != REDIS_OK) {
+    if (redisAppendFormattedCommand(s->ctx, (const char *)s->batch.data, s->batch.len) !=
+        REDIS_OK) {
         snprintf(why, whylen, "%s", s->ctx->errstr[0] ? s->ctx->errstr : "out of memory");
         return -1;
     }
@@ -212,8 +214,9 @@ static int flush_server(redis_sink *s, char *err, size_t errlen)
             return -1;
         }
         s->st.retries++;
-        log_warn("redis-sink", "retry attempt=%u target=%s error=\"%s\" commands=%zu wait_ms=%" PRId64,
-                 attempt, s->target, why, s->batch_n, backoff);
+        log_warn("redis-sink",
+                 "retry attempt=%u target=%s error=\"%s\" commands=%zu wait_ms=%" PRId64, attempt,
+                 s->target, why, s->batch_n, backoff);
         sleep_ms(backoff);
         backoff = backoff * 2 > s->cfg.backoff_max_ms ? s->cfg.backoff_max_ms : backoff * 2;
     }
@@ -240,11 +243,14 @@ int redis_sink_command(redis_sink *s, int argc, const char *const *argv, const s
 {
     size_t need = resp_command_size(argc, argvlen);
     if (need > s->cfg.max_buffer_bytes) {
-        snprintf(err, errlen, "a Redis command of %zu bytes is over the sink's buffer limit of %zu "
-                              "bytes (--redisBufferBytes)", need, s->cfg.max_buffer_bytes);
+        snprintf(err, errlen,
+                 "a Redis command of %zu bytes is over the sink's buffer limit of %zu "
+                 "bytes (--redisBufferBytes)",
+                 need, s->cfg.max_buffer_bytes);
         return -1;
     }
-    if (s->batch.len + need > s->cfg.max_buffer_bytes && redis_sink_flush(s, err, errlen)) return -1;
+    if (s->batch.len + need > s->cfg.max_buffer_bytes && redis_sink_flush(s, err, errlen))
+        return -1;
     if (resp_append_command(&s->batch, argc, argv, argvlen)) {
         snprintf(err, errlen, "out of memory buffering a Redis command");
         return -1;
@@ -351,6 +357,11 @@ void redis_sink_free(redis_sink *s)
 void redis_sink_get_stats(const redis_sink *s, redis_sink_stats *out)
 {
     *out = s->st;
+}
+
+size_t redis_sink_buffer_bytes(const redis_sink *s)
+{
+    return s->batch.cap;
 }
 
 const char *redis_sink_target(const redis_sink *s)

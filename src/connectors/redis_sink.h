@@ -72,6 +72,10 @@ int redis_sink_close(redis_sink *s, char *err, size_t errlen);
 void redis_sink_free(redis_sink *s);
 
 void redis_sink_get_stats(const redis_sink *s, redis_sink_stats *out);
+/* Bytes the sink has allocated for buffered commands (the batch's capacity): for the memory
+ * budget. */
+size_t redis_sink_buffer_bytes(const redis_sink *s);
+
 /* "redis://host:port/db" or the file path, for log lines. */
 const char *redis_sink_target(const redis_sink *s);
 

@@ -6,14 +6,16 @@
 static size_t digits(size_t v)
 {
     size_t n = 1;
-    while (v >= 10) v /= 10, n++;
+    while (v >= 10)
+        v /= 10, n++;
     return n;
 }
 
 size_t resp_command_size(int argc, const size_t *argvlen)
 {
     size_t n = 1 + digits((size_t)argc) + 2;
-    for (int i = 0; i < argc; i++) n += 1 + digits(argvlen[i]) + 2 + argvlen[i] + 2;
+    for (int i = 0; i < argc; i++)
+        n += 1 + digits(argvlen[i]) + 2 + argvlen[i] + 2;
     return n;
 }
 

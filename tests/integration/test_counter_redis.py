@@ -303,16 +303,36 @@ for ts, value in frames(joined):
     count = e.action.single_cart_content.quantity if e.action.HasField("single_cart_content") else 1
     q = e.request.search_query.lower()
     os_f, ua_f = FAMILIES[e.request.device.browser.user_agent]
+    # stream U (§B.2): the reduced copy's view of the event
+    has_imp = e.HasField("impression") and e.impression.content_id != ""
+    if e.HasField("action"):
+        u_metric = metric
+    else:
+        u_metric = 32 if has_imp else 0
+    u_eat = first(e.timing.event_api_timestamp if e.HasField("action") else 0,
+                  e.response_insertion.timing.event_api_timestamp, e.user.timing.event_api_timestamp)
+    u_content = first_blank(e.response_insertion.content_id, "", e.impression.content_id if has_imp else "",
+                            e.action.content_id if e.HasField("action") else "")
+    u_luid = first_blank(e.ids.log_user_id, e.user.user_info.log_user_id,
+                         e.response_insertion.user_info.log_user_id, "")
     events.append(dict(p=platform, luid=luid.encode(), content=content.encode(), eat=eat, lts=lts,
                        metric=metric, count=count, q=q, hash=b"%x" % xxh64(q.encode()),
-                       os=os_f.encode(), ua=ua_f.encode()))
+                       os=os_f.encode(), ua=ua_f.encode(), u_metric=u_metric, u_eat=u_eat,
+                       u_content=u_content.encode(), u_luid=u_luid))
 
 HOUR = 3600000
 start = min(e["eat"] for e in events)
 hour_end = start - start % HOUR + HOUR
 c.check(len(events) > 500, "the joined-event file holds the local profile's events")
-c.check(all(hour_end - HOUR < e["eat"] < hour_end and e["lts"] < hour_end for e in events),
+c.check(all(hour_end - HOUR < e["eat"] < hour_end and e["lts"] < hour_end and
+            (hour_end - HOUR < e["u_eat"] < hour_end or e["u_eat"] == 0) for e in events),
         "the events lie in one hour and one 4-hour window (the prediction relies on it)")
+# flat-output's joined impressions carry no response_insertion.timing, so on stream U their event
+# time is 0 (§B.2: it comes from response_insertion): their counts fall in 1970 windows that are
+# dropped at the first timer, and their last-time entries are cleaned up at once (the cleanup
+# timer is not before the record time): nothing of them is left
+u_events = [e for e in events if e["u_eat"]]
+c.check(0 < len(u_events) < len(events), "stream U keeps the actions and loses the impressions")
 MARK = hour_end + 40 * 60000  # the marker's time: the windows ending at hour_end have fired
 
 # the marker: a NAVIGATE of its own log user and content, 40 minutes after the data
@@ -328,6 +348,32 @@ source = os.path.join(work, "joined-and-marker.rec")
 with open(joined, "rb") as f, open(source, "wb") as g:
     g.write(f.read())
     g.write(frame(MARK + 20000, event_key(1, "marker-user"), m.SerializeToString()))
+
+
+def avro_long(v):
+    u = (v << 1) ^ (v >> 63)
+    out = b""
+    while u >= 0x80:
+        out += bytes([(u & 0x7F) | 0x80])
+        u >>= 7
+    return out + bytes([u])
+
+
+def luu_datum(platform, ts, luid, uid):
+    return (avro_long(platform) + avro_long(ts) + avro_long(len(luid)) + luid + avro_long(len(uid)) +
+            uid)
+
+
+# LogUserUser: every log user is user "user-<first 8 characters>" from a minute before the data;
+# one more, after the marker, carries the LogUserUser watermark past everything
+users = {}
+for e in events:
+    users[(e["p"], e["u_luid"])] = ("user-" + e["u_luid"][:8]).encode()
+luu = os.path.join(work, "log-user-user.rec")
+with open(luu, "wb") as g:
+    for (p, lu), uid in sorted(users.items()):
+        g.write(frame(start - 60000, event_key(p, lu), luu_datum(p, start - 60000, lu.encode(), uid)))
+    g.write(frame(MARK + 60000, event_key(1, "nobody"), luu_datum(1, MARK + 60000, b"nobody", b"none")))
 
 
 def add(state, key, field, v):
@@ -359,6 +405,20 @@ for e in events:
     add(last_time, k, dec(T_LU_ITEM | e["metric"] | 10), 1)
     last_time[k][dec(T_LU_ITEM_AGO | e["metric"])] = e["eat"]  # the last processed event's
     expected_ttl[k] = 8035200
+T_USER, T_U_ITEM, T_U_ITEM_AGO, T_U_QUERY, T_U_QUERY_AGO = (140 << 13, 162 << 13, 163 << 13,
+                                                            188 << 13, 189 << 13)
+u_ago = {}  # last-time user x content: the hours-ago value must be one of these event times
+for e in u_events:
+    P = dec(e["p"])
+    uid = users[(e["p"], e["u_luid"])]
+    for w in WINDOWS:
+        add(counts, P + J + U + J + uid, dec(T_USER | e["u_metric"] | w), 1)
+    expected_ttl[P + J + U + J + uid] = 5184000
+    k = P + J + U + J + uid + J + e["u_content"]
+    add(last_time, k, dec(T_U_ITEM | e["u_metric"] | 10), 1)
+    u_ago.setdefault(k, {}).setdefault(dec(T_U_ITEM_AGO | e["u_metric"]), set()).add(e["u_eat"])
+    last_time[k][dec(T_U_ITEM_AGO | e["u_metric"])] = e["u_eat"]
+    expected_ttl[k] = 8035200
 mk = b"1" + J + U + J + b"marker-user" + J + b"marker-content"
 last_time[mk] = {dec(T_LU_ITEM | 64 | 10): 1, dec(T_LU_ITEM_AGO | 64): MARK}
 expected_ttl[mk] = 8035200
@@ -371,7 +431,7 @@ for src in (counts, last_time):
 
 # ---- 1. direct run ----
 
-ARGS = ["--counterOutputStartTimestamp=1", "--no-drain",
+ARGS = ["--counterOutputStartTimestamp=1", "--no-drain", "--logUserUserSource=" + luu,
         "--searchQueryWindowMinThreshold=2", "--searchQueryWindowSize=P1D",
         "--searchQueryWindowSlide=PT1H", "--redisTimeout=PT5S", "--redisRetryMaxBackoff=PT0.2S",
         "--redisRetryTimeout=PT2M", "--runId=0000c0de"]
@@ -395,30 +455,42 @@ c.eq(meta_rows[2], -1, "the metadata keys do not expire")
 lt_query = {k: v for k, v in base.items() if J + Q + J in k and k.split(J)[1] == U}
 got = {k: v[1] for k, v in base.items() if k not in lt_query}
 c.eq(sorted(got), sorted(predicted), "the keys predicted from the joined events")
+# the last-time user x content timestamp is the last processed event's, and the join releases
+# events by watermark, not in file order: it must be one of the key's event times
+for k, fields in u_ago.items():
+    for f, times in fields.items():
+        if k in got and f in got[k] and int(got[k][f]) in times:
+            predicted[k][f] = got[k][f]
 wrong = [(k, got[k], predicted[k]) for k in predicted if k in got and got[k] != predicted[k]]
 c.eq(wrong[:2], [], "every field and value as predicted")
 ttl_wrong = [(k, base[k][2]) for k in predicted if k in base and not (
     base[k][2] == -1 if expected_ttl[k] < 0 else expected_ttl[k] - 120 <= base[k][2] <= expected_ttl[k])]
 c.eq(ttl_wrong[:3], [], "TTLs: platform keys none, counts 5184000, last-time 8035200")
 c.check(any(k.startswith(b"1" + J + b"i-") for k in got), "content-device keys are written")
+c.check(any(k.startswith(b"1" + J + U + J + b"user-") for k in got), "user keys are written")
 
 # the last-time log-user query table: what passed the gate must be a prediction
 lq = {}
 for e in events:
     k = dec(e["p"]) + J + U + J + e["luid"] + J + Q + J + e["hash"]
     lq.setdefault(k, {}).setdefault(e["metric"], []).append(e["eat"])
+    k = dec(e["p"]) + J + U + J + users[(e["p"], e["u_luid"])] + J + Q + J + e["hash"]
+    lq.setdefault(k, {}).setdefault(e["u_metric"], []).append(e["u_eat"])
 bad = []
 for k, (t, h, ttl) in lt_query.items():
+    user = k.split(J)[2].startswith(b"user-")
+    count_type, ago_type = (T_U_QUERY, T_U_QUERY_AGO) if user else (T_LU_QUERY, T_LU_QUERY_AGO)
     for f, v in h.items():
         n = int(f)
         metric = n & (0xff << 5)
-        if n == T_LU_QUERY | metric | 10:
+        if n == count_type | metric | 10:
             ok = k in lq and 0 < int(v) <= len(lq[k].get(metric, []))
         else:
-            ok = n == T_LU_QUERY_AGO | metric and k in lq and int(v) in lq[k].get(metric, [])
+            ok = n == ago_type | metric and k in lq and int(v) in lq[k].get(metric, [])
         if not ok:
             bad.append((k, f, v))
-c.eq(bad[:3], [], "last-time log-user query entries are predictions")
+c.eq(bad[:3], [], "last-time log-user and user query entries are predictions")
+c.check(any(k.split(J)[2].startswith(b"user-") for k in lt_query), "last-time user query entries are written")
 
 # ---- 2. the RESP file loaded with redis-cli --pipe ----
 
@@ -438,6 +510,19 @@ same_state(loaded, base, "RESP file vs direct run")
 run(["run", "counter", "--source", source, "-o", os.path.join(work, "out3")] + ARGS)
 with open(resp, "rb") as f1, open(os.path.join(work, "out3", "counter", "redis-commands-0.resp"), "rb") as f2:
     c.check(f1.read() == f2.read(), "the RESP file is the same bytes on every run")
+# the reference's local deployment line (§G), with this server for redis-master:6379
+G = ("--jobLabel=blue --s3Bucket=promoted-event-logs --sideOutputDebugLogging --wipe "
+     "--counterService=redis://127.0.0.1:%d/10 --counterOutputStartTimestamp=1 --startFromEarliest "
+     "--parallelism=1 --maxParallelism=1 --procAndEventWatermarkGenerator "
+     "--watermarkIdlenessProcessingTimeTrailingDuration=PT1M --checkpointInterval=PT1M" % port).split()
+p = run(["run", "counter", "--source", source, "-o", os.path.join(work, "outg")] + G, check=False)
+c.eq(p.returncode, 0, "the §G counter line runs (stderr: %s)" % p.stderr[-300:])
+g10 = dump(port, 10)
+c.check(b"\x1d\x1frow_format" in g10 and b"\x1d\x1ffeature_ids" in g10, "§G: metadata in DB 10")
+c.check(not any(k.startswith(b"1" + J) for k in g10), "§G: drained, every count has decayed to a delete")
+for flag in ("--s3Bucket", "--checkpointInterval"):
+    c.eq(len([l for l in p.stderr.splitlines() if "level=warn" in l and flag in l]), 1,
+         "§G: one warning names " + flag)
 server.stop()
 
 

@@ -143,7 +143,8 @@ static void test_metric(void **s)
     a.has_action_type = 1;
     struct {
         int type, metric;
-    } v[] = {{2, 64}, {3, 96}, {4, 128}, {8, 256}, {19, 608}, {1, 0}, {0, 0}, {20, 0}, {25, 0}, {99, 0}};
+    } v[] = {{2, 64}, {3, 96}, {4, 128}, {8, 256}, {19, 608},
+             {1, 0},  {0, 0},  {20, 0},  {25, 0},  {99, 0}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         a.action_type = (Event__ActionType)v[i].type;
         assert_int_equal(cfield_metric(&e), v[i].metric);
@@ -155,8 +156,8 @@ static void test_blank_and_length(void **s)
     assert_true(cfield_is_blank("", 0));
     assert_true(cfield_is_blank("   ", 3));
     assert_true(cfield_is_blank("\t\n\r\x0b\x0c\x1c", 6));
-    assert_true(cfield_is_blank("\xe2\x80\x83", 3));  /* U+2003 EM SPACE */
-    assert_false(cfield_is_blank("\xc2\xa0", 2));     /* U+00A0 is not Java whitespace */
+    assert_true(cfield_is_blank("\xe2\x80\x83", 3)); /* U+2003 EM SPACE */
+    assert_false(cfield_is_blank("\xc2\xa0", 2));    /* U+00A0 is not Java whitespace */
     assert_false(cfield_is_blank(" a ", 3));
     assert_int_equal(cfield_utf16_length("abc", 3), 3);
     assert_int_equal(cfield_utf16_length("\xc3\xa9", 2), 1);
@@ -182,16 +183,19 @@ static void test_ua_families(void **s)
         ua(p, "okhttp/3.14.9", "Other", "okhttp");
         ua(p, "promoted/980 CFNetwork/1240.0.4 Darwin/20.6.0", "iOS", "promoted");
         ua(p, "", "Other", "Other");
-        ua(p, "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like "
-              "Gecko) Chrome/96.0.4664.110 Safari/537.36",
+        ua(p,
+           "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like "
+           "Gecko) Chrome/96.0.4664.110 Safari/537.36",
            "Mac OS X", "Chrome");
-        ua(p, "Mozilla/5.0 (Linux; Android 7.0; SM-G930V Build/NRD90M) AppleWebKit/537.36 (KHTML, "
-              "like Gecko) Chrome/59.0.3071.125 Mobile Safari/537.36",
+        ua(p,
+           "Mozilla/5.0 (Linux; Android 7.0; SM-G930V Build/NRD90M) AppleWebKit/537.36 (KHTML, "
+           "like Gecko) Chrome/59.0.3071.125 Mobile Safari/537.36",
            "Android", "Chrome Mobile");
         ua(p, "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:109.0) Gecko/20100101 Firefox/118.0",
            "Windows", "Firefox");
-        ua(p, "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
-              "like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+        ua(p,
+           "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+           "like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
            "iOS", "Mobile Safari");
         ua(p, "curl/7.88.1", "Other", "curl");
         ua(p, "something else entirely", "Other", "Other");

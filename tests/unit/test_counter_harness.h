@@ -40,8 +40,10 @@ static inline const char *h_key_text(const uint8_t *k, size_t n, char *buf, size
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 5 < cap; i++) {
-        if (k[i] >= 0x20 && k[i] < 0x7f) buf[o++] = (char)k[i];
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", k[i]);
+        if (k[i] >= 0x20 && k[i] < 0x7f)
+            buf[o++] = (char)k[i];
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", k[i]);
     }
     buf[o] = 0;
     return buf;
@@ -58,9 +60,9 @@ static inline int h_collect(rt_op *op, int input, const rt_record *rec)
                  r->unit_ms == 3600000 ? "h" : "d", r->count, r->ttl, rec->ts);
     } else if (rec->type == REC_COUNTER_LAST_TIME) {
         const counter_last_time_result *r = rec->data;
-        snprintf(line, sizeof line, "%s last=%" PRId64 " count=%" PRId64 " ttl=%" PRId64
-                 " @%" PRId64,
-                 h_key_text(r->key, r->key_len, kt, sizeof kt), r->last_ts, r->count, r->ttl, rec->ts);
+        snprintf(
+            line, sizeof line, "%s last=%" PRId64 " count=%" PRId64 " ttl=%" PRId64 " @%" PRId64,
+            h_key_text(r->key, r->key_len, kt, sizeof kt), r->last_ts, r->count, r->ttl, rec->ts);
     } else if (rec->type == REC_COUNTER_TOP_QUERY) {
         snprintf(line, sizeof line, "top %016" PRIx64 " @%" PRId64, *(const uint64_t *)rec->data,
                  rec->ts);
@@ -90,12 +92,13 @@ static inline void h_open(harness *h)
 static inline void h_free(harness *h)
 {
     rt_graph_free(h->g);
-    for (int i = 0; i < h->n; i++) free(h->lines[i]);
+    for (int i = 0; i < h->n; i++)
+        free(h->lines[i]);
 }
 
 /* key_fn of the counting operators for h_input records */
 static inline int h_key_count(void *ctx, const rt_record *rec, uint8_t *buf, size_t cap, int64_t *t,
-                       int64_t *count)
+                              int64_t *count)
 {
     const h_input *in = rec->data;
     size_t n = strlen(in->key);

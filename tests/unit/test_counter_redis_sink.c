@@ -23,7 +23,8 @@ static void test_resp_bytes(void **s)
     const char *argv[] = {"HSET", "20\x1f\x1du\x1f", "1237060", "12"};
     size_t len[] = {4, 6, 7, 2};
     assert_int_equal(resp_append_command(&b, 4, argv, len), 0);
-    static const char want[] = "*4\r\n$4\r\nHSET\r\n$6\r\n20\x1f\x1du\x1f\r\n$7\r\n1237060\r\n$2\r\n12\r\n";
+    static const char want[] =
+        "*4\r\n$4\r\nHSET\r\n$6\r\n20\x1f\x1du\x1f\r\n$7\r\n1237060\r\n$2\r\n12\r\n";
     assert_int_equal(b.len, sizeof want - 1);
     assert_memory_equal(b.data, want, sizeof want - 1);
     assert_int_equal(resp_command_size(4, len), sizeof want - 1);
@@ -46,8 +47,8 @@ static void test_urls(void **s)
 {
     char host[64], pass[64], err[256];
     int port, db;
-    assert_int_equal(redis_sink_parse_url("redis://redis-master:6379/10", host, sizeof host, &port, &db,
-                                          pass, sizeof pass, err, sizeof err),
+    assert_int_equal(redis_sink_parse_url("redis://redis-master:6379/10", host, sizeof host, &port,
+                                          &db, pass, sizeof pass, err, sizeof err),
                      0);
     assert_string_equal(host, "redis-master");
     assert_int_equal(port, 6379);
@@ -58,17 +59,17 @@ static void test_urls(void **s)
                      0);
     assert_int_equal(port, 6379);
     assert_int_equal(db, 0);
-    assert_int_equal(redis_sink_parse_url("redis://:s3cret@h:7000/", host, sizeof host, &port, &db, pass,
-                                          sizeof pass, err, sizeof err),
+    assert_int_equal(redis_sink_parse_url("redis://:s3cret@h:7000/", host, sizeof host, &port, &db,
+                                          pass, sizeof pass, err, sizeof err),
                      0);
     assert_string_equal(pass, "s3cret");
     assert_string_equal(host, "h");
     assert_int_equal(port, 7000);
-    const char *bad[] = {"http://h:1/0", "redis://", "redis://h:0", "redis://h:99999",
-                         "redis://h:12/x", "redis://h:12/1/2"};
+    const char *bad[] = {"http://h:1/0",    "redis://",       "redis://h:0",
+                         "redis://h:99999", "redis://h:12/x", "redis://h:12/1/2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(redis_sink_parse_url(bad[i], host, sizeof host, &port, &db, pass, sizeof pass,
-                                              err, sizeof err),
+        assert_int_equal(redis_sink_parse_url(bad[i], host, sizeof host, &port, &db, pass,
+                                              sizeof pass, err, sizeof err),
                          -1);
         assert_non_null(strstr(err, bad[i]));
     }
@@ -90,9 +91,10 @@ static void test_file_mode(void **s)
     assert_int_equal(redis_sink_new(&cfg, &rs, err, sizeof err), 0);
     const char *ping = "PING";
     size_t pl = 4;
-    for (int i = 0; i < 5; i++) assert_int_equal(redis_sink_command(rs, 1, &ping, &pl, err, sizeof err), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(redis_sink_command(rs, 1, &ping, &pl, err, sizeof err), 0);
     struct stat st;
-    assert_int_equal(stat(tmp, &st), 0);  /* written while hidden */
+    assert_int_equal(stat(tmp, &st), 0);   /* written while hidden */
     assert_int_equal(stat(path, &st), -1); /* not published yet */
     assert_int_equal(redis_sink_close(rs, err, sizeof err), 0);
     redis_sink_stats stats;
@@ -131,8 +133,10 @@ static void test_file_mode(void **s)
 static void test_unreachable_server_gives_up(void **s)
 {
     /* nothing listens on port 1: with a short retry limit the sink fails, naming the limit */
-    redis_sink_config cfg = {.url = "redis://127.0.0.1:1/0", .timeout_ms = 200,
-                             .backoff_max_ms = 20, .retry_limit_ms = 150};
+    redis_sink_config cfg = {.url = "redis://127.0.0.1:1/0",
+                             .timeout_ms = 200,
+                             .backoff_max_ms = 20,
+                             .retry_limit_ms = 150};
     redis_sink *rs = NULL;
     char err[512];
     assert_int_equal(redis_sink_new(&cfg, &rs, err, sizeof err), -1);

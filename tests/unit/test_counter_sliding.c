@@ -147,12 +147,14 @@ static void test_emit_window_values(void **s)
     static const int ok[] = {1, 2, 3, 10, 12, 15, 20, 30, 60};
     static const int bad[] = {0, 7, 8, 31, 120};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        assert_int_equal(sliding_counter_check_emit_window("x", ok[i] * MIN_MS, err, sizeof err), 0);
+        assert_int_equal(sliding_counter_check_emit_window("x", ok[i] * MIN_MS, err, sizeof err),
+                         0);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(sliding_counter_check_emit_window("x", bad[i] * MIN_MS, err, sizeof err), -1);
-    assert_int_equal(sliding_counter_check_emit_window("queryEventHourlyEmitWindow", 90000, err,
-                                                       sizeof err),
-                     -1);
+        assert_int_equal(sliding_counter_check_emit_window("x", bad[i] * MIN_MS, err, sizeof err),
+                         -1);
+    assert_int_equal(
+        sliding_counter_check_emit_window("queryEventHourlyEmitWindow", 90000, err, sizeof err),
+        -1);
     assert_non_null(strstr(err, "--queryEventHourlyEmitWindow"));
 }
 
@@ -237,8 +239,8 @@ static void test_daily_likes_month(void **s)
     const char *rest = h_take(&h);
     const char *last = strrchr(rest, '\n');
     assert_non_null(last);
-    assert_non_null(strstr(rest, "LIKE 30d 1 ttl=5184000 @7790400000"));  /* day 90 04:00 */
-    assert_non_null(strstr(rest, "LIKE 30d 0 ttl=5184000 @7876800000"));  /* day 91 04:00 */
+    assert_non_null(strstr(rest, "LIKE 30d 1 ttl=5184000 @7790400000")); /* day 90 04:00 */
+    assert_non_null(strstr(rest, "LIKE 30d 0 ttl=5184000 @7876800000")); /* day 91 04:00 */
     assert_int_equal(rt_timer_count(h.op), 0);
     h_free(&h);
 }

@@ -19,7 +19,8 @@ static void test_feature_id_vectors(void **s)
     assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, 64, CWINDOW_DAY), 1056836);
     assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, 64, CWINDOW_DAY_7), 1056838);
     assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, 64, CWINDOW_DAY_30), 1056840);
-    assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, CMETRIC_IMPRESSION, CWINDOW_HOUR), 1056802);
+    assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, CMETRIC_IMPRESSION, CWINDOW_HOUR),
+                     1056802);
     assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, 96, CWINDOW_DAY_7), 1056870);
     assert_int_equal(ctable_fid(CTYPE_ITEM_DEVICE_COUNT, CMETRIC_SUM_PURCHASE_GMV, CWINDOW_DAY_90),
                      1064938);
@@ -62,7 +63,8 @@ static void test_metric_names(void **s)
 static int count_ids(const rt_buf *b)
 {
     int n = 1;
-    for (size_t i = 0; i < b->len; i++) n += b->data[i] == ',';
+    for (size_t i = 0; i < b->len; i++)
+        n += b->data[i] == ',';
     return n;
 }
 
@@ -103,9 +105,11 @@ static void test_feature_id_csv(void **s)
         char *csv = strndup((const char *)b.data, b.len);
         int n = 0;
         int64_t ids[80];
-        for (char *tok = strtok(csv, ","); tok; tok = strtok(NULL, ",")) ids[n++] = atoll(tok);
+        for (char *tok = strtok(csv, ","); tok; tok = strtok(NULL, ","))
+            ids[n++] = atoll(tok);
         for (int i = 0; i < n; i++)
-            for (int j = i + 1; j < n; j++) assert_true(ids[i] != ids[j]);
+            for (int j = i + 1; j < n; j++)
+                assert_true(ids[i] != ids[j]);
         free(csv);
     }
     rt_buf_free(&b);
@@ -118,7 +122,8 @@ static void test_table_order_and_formats(void **s)
         "last-time-log-user-event", "last-time-user-event", "query",    "content-query",
         "last-time-log-user-query", "last-time-user-query",
     };
-    for (int t = 0; t < CTABLE_COUNT; t++) assert_string_equal(ctable_get((ctable_id)t)->name, names[t]);
+    for (int t = 0; t < CTABLE_COUNT; t++)
+        assert_string_equal(ctable_get((ctable_id)t)->name, names[t]);
     assert_string_equal(ctable_get(CTABLE_PLATFORM_DEVICE)->row_format, "os,user_agent,fid:value");
     assert_string_equal(ctable_get(CTABLE_CONTENT_DEVICE)->row_format, "os,user_agent,fid:value");
     assert_string_equal(ctable_get(CTABLE_LOG_USER)->row_format, "fid:value");
@@ -176,16 +181,20 @@ static void test_worked_example_bytes(void **s)
                            "41809fa5f00aefaa"));
     assert_true(BYTES(field, "1540170"));
     /* content-device, hourly */
-    ctable_key cd = {.platform_id = 20, .metric = 64,
-                     .s = {"NAVIGATE @ 600000", "Other", "okhttp"}, .n = {17, 5, 6}};
+    ctable_key cd = {.platform_id = 20,
+                     .metric = 64,
+                     .s = {"NAVIGATE @ 600000", "Other", "okhttp"},
+                     .n = {17, 5, 6}};
     render(CTABLE_CONTENT_DEVICE, &cd, 1056834, &key, &field);
     assert_true(BYTES(key, "20\x1FNAVIGATE @ 600000"));
-    assert_true(BYTES(field, "Other\x1Fokhttp\x1F" "1056834"));
+    assert_true(BYTES(field, "Other\x1Fokhttp\x1F"
+                             "1056834"));
     /* platform-device */
     ctable_key pd = {.platform_id = 20, .metric = 64, .s = {"Other", "okhttp"}, .n = {5, 6}};
     render(CTABLE_PLATFORM_DEVICE, &pd, 1056834, &key, &field);
     assert_true(BYTES(key, "20"));
-    assert_true(BYTES(field, "Other\x1Fokhttp\x1F" "1056834"));
+    assert_true(BYTES(field, "Other\x1Fokhttp\x1F"
+                             "1056834"));
     /* log-user, user */
     ctable_key lu = {.platform_id = 20, .metric = 64, .s = {"log_todd"}, .n = {8}};
     render(CTABLE_LOG_USER, &lu, 1237060, &key, &field);
@@ -196,30 +205,40 @@ static void test_worked_example_bytes(void **s)
     /* query and content-query */
     ctable_key q = {.platform_id = 20, .metric = 64, .query_hash = two};
     render(CTABLE_QUERY, &q, 1, &key, &field);
-    assert_true(BYTES(key, "20\x1F\x1Dq\x1F" "41809fa5f00aefaa"));
+    assert_true(BYTES(key, "20\x1F\x1Dq\x1F"
+                           "41809fa5f00aefaa"));
     ctable_key cq = {.platform_id = 20, .metric = 64, .query_hash = two, .s = {"c1"}, .n = {2}};
     render(CTABLE_CONTENT_QUERY, &cq, 1, &key, &field);
-    assert_true(BYTES(key, "20\x1F" "c1\x1F\x1Dq\x1F" "41809fa5f00aefaa"));
+    assert_true(BYTES(key, "20\x1F"
+                           "c1\x1F\x1Dq\x1F"
+                           "41809fa5f00aefaa"));
     /* last-time events */
     ctable_key le = {.platform_id = 20, .metric = 64, .s = {"log_todd", "c1"}, .n = {8, 2}};
     render(CTABLE_LAST_TIME_LOG_USER_EVENT, &le, 1351744, &key, &field);
-    assert_true(BYTES(key, "20\x1F\x1Du\x1Flog_todd\x1F" "c1"));
+    assert_true(BYTES(key, "20\x1F\x1Du\x1Flog_todd\x1F"
+                           "c1"));
     assert_true(BYTES(field, "1351744"));
     /* empty components are kept */
-    ctable_key e1 = {.platform_id = 20, .metric = 64, .query_hash = CTABLE_EMPTY_QUERY_HASH,
-                     .s = {"", "Other", "Other"}, .n = {0, 5, 5}};
+    ctable_key e1 = {.platform_id = 20,
+                     .metric = 64,
+                     .query_hash = CTABLE_EMPTY_QUERY_HASH,
+                     .s = {"", "Other", "Other"},
+                     .n = {0, 5, 5}};
     render(CTABLE_CONTENT_DEVICE, &e1, 1056834, &key, &field);
     assert_true(BYTES(key, "20\x1F"));
     render(CTABLE_CONTENT_QUERY, &e1, 1, &key, &field);
-    assert_true(BYTES(key, "20\x1F\x1F\x1Dq\x1F" "ef46db3751d8e999"));
+    assert_true(BYTES(key, "20\x1F\x1F\x1Dq\x1F"
+                           "ef46db3751d8e999"));
     render(CTABLE_USER, &e1, 1, &key, &field);
     assert_true(BYTES(key, "20\x1F\x1Du\x1F"));
     render(CTABLE_LAST_TIME_USER_QUERY, &e1, 1, &key, &field);
-    assert_true(BYTES(key, "20\x1F\x1Du\x1F\x1F\x1Dq\x1F" "ef46db3751d8e999"));
+    assert_true(BYTES(key, "20\x1F\x1Du\x1F\x1F\x1Dq\x1F"
+                           "ef46db3751d8e999"));
     /* the platform is a signed Java long */
     ctable_key neg = {.platform_id = -5, .metric = 0};
     render(CTABLE_QUERY, &neg, 1, &key, &field);
-    assert_true(BYTES(key, "-5\x1F\x1Dq\x1F" "0"));
+    assert_true(BYTES(key, "-5\x1F\x1Dq\x1F"
+                           "0"));
     rt_buf_free(&key);
     rt_buf_free(&field);
 }
@@ -227,8 +246,13 @@ static void test_worked_example_bytes(void **s)
 static void test_key_encoding_round_trip(void **s)
 {
     /* ids holding the separators and NUL survive: parts are length-prefixed */
-    ctable_key k = {.platform_id = INT64_MIN, .metric = 8160, .query_hash = UINT64_MAX,
-                    .s = {"a\x1F" "b\0c", "\x1D"}, .n = {5, 1}};
+    ctable_key k = {.platform_id = INT64_MIN,
+                    .metric = 8160,
+                    .query_hash = UINT64_MAX,
+                    .s = {"a\x1F"
+                          "b\0c",
+                          "\x1D"},
+                    .n = {5, 1}};
     uint8_t enc[256];
     int n = ctable_key_encode(CTABLE_LAST_TIME_LOG_USER_EVENT, &k, enc, sizeof enc);
     assert_int_equal(n, 10 + 4 + 5 + 4 + 1);
@@ -237,10 +261,14 @@ static void test_key_encoding_round_trip(void **s)
     assert_true(d.platform_id == INT64_MIN);
     assert_int_equal(d.metric, 8160);
     assert_int_equal(d.n[0], 5);
-    assert_memory_equal(d.s[0], "a\x1F" "b\0c", 5);
+    assert_memory_equal(d.s[0],
+                        "a\x1F"
+                        "b\0c",
+                        5);
     assert_int_equal(d.n[1], 1);
     /* truncated or padded bytes are rejected */
-    assert_int_equal(ctable_key_decode(CTABLE_LAST_TIME_LOG_USER_EVENT, enc, (size_t)n - 1, &d), -1);
+    assert_int_equal(ctable_key_decode(CTABLE_LAST_TIME_LOG_USER_EVENT, enc, (size_t)n - 1, &d),
+                     -1);
     assert_int_equal(ctable_key_decode(CTABLE_QUERY, enc, (size_t)n, &d), -1);
     /* a key that does not fit is refused, not cut */
     assert_int_equal(ctable_key_encode(CTABLE_LAST_TIME_LOG_USER_EVENT, &k, enc, 20), -1);
@@ -251,11 +279,15 @@ static void test_java_key_hash(void **s)
     /* values computed with Java's hashCode rules by an independent script */
     ctable_key a = {.platform_id = 20, .metric = 64, .s = {"log_todd", "c1"}, .n = {8, 2}};
     assert_int_equal(ctable_java_key_hash(CTABLE_LAST_TIME_LOG_USER_EVENT, &a), 244557461);
-    ctable_key b = {.platform_id = 20, .metric = 64, .query_hash = ctable_query_hash("query two", 9),
-                    .s = {"todd"}, .n = {4}};
+    ctable_key b = {.platform_id = 20,
+                    .metric = 64,
+                    .query_hash = ctable_query_hash("query two", 9),
+                    .s = {"todd"},
+                    .n = {4}};
     assert_int_equal(ctable_java_key_hash(CTABLE_LAST_TIME_USER_QUERY, &b), -928720519);
     /* UTF-16 units: a code point above U+FFFF counts as its two surrogates */
-    ctable_key c = {.platform_id = -5, .metric = 0, .s = {"", "\xC3\xA9\xF0\x9F\x98\x80"}, .n = {0, 6}};
+    ctable_key c = {
+        .platform_id = -5, .metric = 0, .s = {"", "\xC3\xA9\xF0\x9F\x98\x80"}, .n = {0, 6}};
     assert_int_equal(ctable_java_key_hash(CTABLE_LAST_TIME_USER_EVENT, &c), -1733497158);
 }
 

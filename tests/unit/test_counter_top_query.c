@@ -127,11 +127,16 @@ static void setup_gate(harness *h)
 
 static int push_result(harness *h, const char *query, int64_t count, int64_t ts)
 {
-    ctable_key k = {.platform_id = 20, .metric = 64, .query_hash = ctable_query_hash(query, strlen(query))};
+    ctable_key k = {
+        .platform_id = 20, .metric = 64, .query_hash = ctable_query_hash(query, strlen(query))};
     uint8_t key[64];
     int n = ctable_key_encode(CTABLE_QUERY, &k, key, sizeof key);
-    counter_window_result r = {.table = CTABLE_QUERY, .key = key, .key_len = (size_t)n,
-                               .bucket = 1, .unit_ms = HOUR_MS, .count = count};
+    counter_window_result r = {.table = CTABLE_QUERY,
+                               .key = key,
+                               .key_len = (size_t)n,
+                               .bucket = 1,
+                               .unit_ms = HOUR_MS,
+                               .count = count};
     rt_record rec = {.ts = ts, .type = REC_COUNTER_WINDOW, .data = &r};
     return rt_graph_push(h->g, h->op, 0, &rec);
 }
