@@ -47,5 +47,26 @@ for f in $joined; do joined_args+=(--joinedEventSource "$f"); done
   --outputParquet --outputCsv --outputCumulatedFiles --outputCumulatedKafka
 
 echo
+echo "== run counter (flat-output's joined events -> Redis commands) =="
+# --no-drain: stop at the last watermark, as a live job would stand, so the counts are still
+# up (a drained run decays every sliding count to zero and deletes it at the end of time)
+if [ -n "${REDIS_URL:-}" ]; then
+  "$bin" run counter "${joined_args[@]/--joinedEventSource/--source}" -o "$out" --logLevel=warn \
+    --counterOutputStartTimestamp=1 --no-drain --redisUrl="$REDIS_URL"
+else
+  "$bin" run counter "${joined_args[@]/--joinedEventSource/--source}" -o "$out" --logLevel=warn \
+    --counterOutputStartTimestamp=1 --no-drain >/dev/null
+  for f in "$out"/counter/redis-commands-*.resp; do
+    echo "  $f ($(stat -c %s "$f") bytes; load it with: redis-cli --pipe < $f)"
+    # count the RESP commands by name and the keys they write
+    awk 'BEGIN{RS="\r\n"} /^\*/{i=0; next} /^\$/{next}
+         {i++; if (i==1) {cmd=toupper($0); n[cmd]++} if (i==2 && cmd!="PING") keys[$0]=1}
+         END{for (c in n) printf "    %-8s %d\n", c, n[c]; k=0; for (x in keys) k++;
+             printf "    keys     %d\n", k}' "$f"
+  done
+  echo "  (set REDIS_URL=redis://127.0.0.1:6379/10 to write to a Redis server instead)"
+fi
+
+echo
 first=$(find "$out/etl/joined_impression" -name 'part-*.avro' | sort | head -1)
 echo "Look at a table: $bin inspect $first | head -1"
