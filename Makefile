@@ -34,7 +34,7 @@ test-release: deps
 demo: build
 	@bash scripts/demo.sh
 
-bench: build
+bench: deps build
 	@bash bench/run.sh
 
 format:

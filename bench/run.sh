@@ -4,4 +4,6 @@
 # (bench/run.py --help). Results: bench/results/, summarised in docs/PERFORMANCE.md.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-exec /usr/bin/python3 "$here/run.py" "$@"
+/usr/bin/python3 "$here/run.py" "$@"
+# counter (real redis-server on loopback) and content-metrics
+/usr/bin/python3 "$here/run_metrics_jobs.py"
