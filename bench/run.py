@@ -394,7 +394,8 @@ DSO_STAGE = [
     (r"libutf8proc|libpcre2", SPLIT),
     (r"libjansson|libavro", SETUP),
 ]
-TRANSPARENT_DSO = re.compile(r"libc\.so|ld-linux|libm\.so|kernel|^\[unknown\]$|inlined|vdso|anon")
+# libstdc++ (operator new under snappy) counts for its caller, as libc does
+TRANSPARENT_DSO = re.compile(r"libc\.so|libstdc\+\+|ld-linux|libm\.so|kernel|^\[unknown\]$|inlined|vdso|anon")
 FRAME = re.compile(r"^\s+([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$")
 
 

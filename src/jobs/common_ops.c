@@ -132,6 +132,8 @@ static int keep_first_open(rt_op *op)
     keep_first_op *k = rt_op_self(op);
     if (rt_kv_new(op, "seen", &k->seen)) return -1;
     if (rt_op_counter(op, "numRecordsDeduped", &k->dropped)) return rt_op_fail(op, "out of memory");
+    /* its timers only forget keys: the drain drops them with the table */
+    rt_op_set_drain_discards_timers(op);
     return 0;
 }
 
@@ -146,12 +148,15 @@ static int keep_first_process(rt_op *op, int input, const rt_record *rec)
     uint8_t hk[16];
     memcpy(hk, &h.low64, 8);
     memcpy(hk + 8, &h.high64, 8);
-    if (rt_kv_get(k->seen, hk, sizeof hk, NULL)) {
+    int created;
+    if (rt_kv_upsert(k->seen, hk, sizeof hk, 0, NULL, &created)) return -1;
+    if (!created) {
         rt_counter_add(k->dropped, 1);
         return 0;
     }
-    if (rt_kv_put(k->seen, hk, sizeof hk, NULL, 0)) return -1;
-    if (rt_timer_register(op, rec->ts + k->cfg.retention_ms, hk, sizeof hk)) return -1;
+    /* one timer per newly seen key, never deleted: the key's entry is gone when it fires, so
+     * (key, time) cannot be pending */
+    if (rt_timer_register_new(op, rec->ts + k->cfg.retention_ms, hk, sizeof hk)) return -1;
     return rt_emit(op, 0, rec);
 }
 

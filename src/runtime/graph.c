@@ -36,7 +36,8 @@ struct rt_op {
     size_t nups, ups_cap;
     int64_t src_wm; /* roots: the source watermark */
     int64_t in_wm, out_wm, holdback;
-    rt_timers *timers; /* created on the first registration */
+    int drain_discards; /* rt_op_set_drain_discards_timers */
+    rt_timers *timers;  /* created on the first registration */
     rt_kv **kvs;
     size_t nkv;
     int64_t mem;
@@ -354,6 +355,11 @@ void rt_op_set_watermark_holdback(rt_op *op, int64_t ms)
     op->holdback = ms > 0 ? ms : 0;
 }
 
+void rt_op_set_drain_discards_timers(rt_op *op)
+{
+    op->drain_discards = 1;
+}
+
 static int register_side(rt_op *op, int portno)
 {
     char labels[LABELS_MAX];
@@ -506,6 +512,18 @@ int rt_timer_register(rt_op *op, int64_t time, const void *key, size_t key_len)
     return 0;
 }
 
+int rt_timer_register_new(rt_op *op, int64_t time, const void *key, size_t key_len)
+{
+    if (!op->timers && rt_timers_new(rt_op_charge_cb_, op, &op->timers) < 0)
+        return rt_op_fail(op, "timers: out of memory");
+    if (key_len > RT_HTAB_KEY_MAX - 8)
+        return rt_op_fail(op, "timer key of %zu bytes over the limit of %u", key_len,
+                          RT_HTAB_KEY_MAX - 8);
+    if (rt_timers_register_new(op->timers, time, key, key_len) < 0)
+        return rt_op_fail_mem_(op, "timers", (int64_t)(64 + key_len));
+    return 0;
+}
+
 int rt_timer_delete(rt_op *op, int64_t time, const void *key, size_t key_len)
 {
     return op->timers ? rt_timers_delete(op->timers, time, key, key_len) : 0;
@@ -632,6 +650,13 @@ int rt_graph_finish(rt_graph *g)
     for (size_t i = 0; i < g->n; i++) {
         rt_op *op = g->ops[i];
         op->src_wm = RT_TIME_MAX;
+        if (op->drain_discards) {
+            /* its timers would only delete its state: drop both wholesale */
+            rt_timers_free(op->timers);
+            op->timers = NULL;
+            for (size_t k = 0; k < op->nkv; k++)
+                rt_kv_clear(op->kvs[k]);
+        }
         int rc = op_advance(op, RT_TIME_MAX);
         if (rc == 0) rc = fire_timers(op, RT_TIME_MAX);
         if (rc == 0 && op->vt->finish) rc = op->vt->finish(op);

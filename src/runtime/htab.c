@@ -121,15 +121,18 @@ static void drop_table(rt_htab *h, int t)
 
 void rt_htab_clear(rt_htab *h)
 {
+    /* Entries are freed without reading their sizes: the table's whole charge (entries and
+     * arrays, nothing else: entries made by rt_htab_entry_new are released by their owner) goes
+     * back in one call. */
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < h->size[t]; i++)
+            if (live(h->t[t][i].e)) free(h->t[t][i].e);
     for (int t = 0; t < 2; t++) {
-        for (size_t i = 0; i < h->size[t]; i++) {
-            rt_hentry *e = h->t[t][i].e;
-            if (!live(e)) continue;
-            release(h, entry_charge(e->klen, e->vlen));
-            free(e);
-        }
-        drop_table(h, t);
+        free(h->t[t]);
+        h->t[t] = NULL;
+        h->size[t] = h->used[t] = h->tomb[t] = 0;
     }
+    if (h->bytes) release(h, h->bytes);
     h->rehash_idx = 0;
 }
 
@@ -271,6 +274,15 @@ rt_hentry *rt_htab_insert(rt_htab *h, const void *key, size_t klen, uint64_t has
         /* only while an iterator holds the move: the array is full and cannot grow now */
         if (!h->tomb[t]) return NULL;
     }
+    rt_hentry *e = rt_htab_entry_new(h, key, klen, vlen);
+    if (!e) return NULL;
+    place(h, t, hash, e);
+    return e;
+}
+
+rt_hentry *rt_htab_entry_new(rt_htab *h, const void *key, size_t klen, size_t vlen)
+{
+    if (klen > RT_HTAB_KEY_MAX || vlen > RT_HTAB_VAL_MAX) return NULL;
     if (charge(h, entry_charge(klen, vlen)) < 0) return NULL;
     rt_hentry *e = malloc(entry_size(klen, vlen));
     if (!e) {
@@ -281,7 +293,6 @@ rt_hentry *rt_htab_insert(rt_htab *h, const void *key, size_t klen, uint64_t has
     e->vlen = (uint32_t)vlen;
     if (klen) memcpy(rt_hentry_key(e), key, klen);
     memset(rt_hentry_val(e), 0, vlen);
-    place(h, t, hash, e);
     return e;
 }
 

@@ -89,6 +89,10 @@ rt_hentry *rt_htab_find(rt_htab *h, const void *key, size_t klen, uint64_t hash)
  * NULL if over the size maxima, the charge is refused or malloc fails (or, while an iterator is
  * live, the slot arrays are full: they cannot be resized then). O(1) expected. */
 rt_hentry *rt_htab_insert(rt_htab *h, const void *key, size_t klen, uint64_t hash, size_t vlen);
+/* An entry (key copied, vlen value bytes zeroed) charged like an inserted one but not in the
+ * table: for owners that keep some entries elsewhere. Free it with rt_htab_release. NULL on the
+ * size maxima, a refused charge or malloc failure. */
+rt_hentry *rt_htab_entry_new(rt_htab *h, const void *key, size_t klen, size_t vlen);
 /* Gives e (whose key hashes to hash) a value of vlen bytes (the first min(old, new) bytes kept,
  * the rest zeroed). Returns the entry, which may have moved, or NULL (e unchanged) if the
  * charge or realloc fails. */

@@ -34,7 +34,8 @@ typedef struct hitem {
 
 typedef struct tval {
     uint64_t hash; /* of time ++ key, to unlink without hashing again */
-    uint32_t dead;
+    uint16_t dead;
+    uint16_t unlisted; /* registered as new: not in the hash table */
 } tval;
 
 #define NLANES 4
@@ -286,13 +287,15 @@ int rt_timers_new(rt_htab_charge_fn charge, void *ctx, rt_timers **out)
 void rt_timers_free(rt_timers *t)
 {
     if (!t) return;
-    /* the dead are no longer in the set: free them from the items */
+    /* the dead and the unlisted are not in the set: free them from the items */
     for (size_t i = 0; i < t->n; i++)
-        if (tv(t->heap[i].e)->dead) rt_htab_release(&t->set, t->heap[i].e);
+        if (tv(t->heap[i].e)->dead || tv(t->heap[i].e)->unlisted)
+            rt_htab_release(&t->set, t->heap[i].e);
     for (int k = 0; k < NLANES; k++) {
         lane *l = &t->lanes[k];
         for (size_t j = 0; j < l->n; j++)
-            if (tv(lane_at(l, j)->e)->dead) rt_htab_release(&t->set, lane_at(l, j)->e);
+            if (tv(lane_at(l, j)->e)->dead || tv(lane_at(l, j)->e)->unlisted)
+                rt_htab_release(&t->set, lane_at(l, j)->e);
         l->n = 0;
         lane_realloc(t, l, 0);
     }
@@ -375,6 +378,28 @@ int rt_timers_register(rt_timers *t, int64_t time, const void *key, size_t klen)
     return 1;
 }
 
+int rt_timers_register_new(rt_timers *t, int64_t time, const void *key, size_t klen)
+{
+    if (klen > RT_HTAB_KEY_MAX - 8) return -1;
+    const uint8_t *ck = composite(t, time, key, klen);
+    if (!ck) return -1;
+    lane *l;
+    if (reserve(t, time, &l)) return -1;
+    rt_hentry *e = rt_htab_entry_new(&t->set, ck, klen + 8, sizeof(tval));
+    if (!e) return -1;
+    tv(e)->unlisted = 1;
+    hitem it = {time, t->seq++, e};
+    if (l) {
+        *lane_at(l, l->n) = it;
+        l->n++;
+    } else {
+        t->heap[t->n++] = it;
+        sift_up(t, t->n - 1);
+    }
+    t->live++;
+    return 1;
+}
+
 int rt_timers_delete(rt_timers *t, int64_t time, const void *key, size_t klen)
 {
     if (klen > RT_HTAB_KEY_MAX - 8) return 0;
@@ -424,7 +449,7 @@ int rt_timers_pop_due(rt_timers *t, int64_t limit, rt_timer_fired *f)
         lane_pop(t, &t->lanes[which]);
     drop_dead_fronts(t);
     release_if_idle(t);
-    rt_htab_unlink(&t->set, e, tv(e)->hash);
+    if (!tv(e)->unlisted) rt_htab_unlink(&t->set, e, tv(e)->hash);
     t->live--;
     f->key = rt_hentry_key(e) + 8;
     f->key_len = e->klen - 8;

@@ -32,6 +32,10 @@ void rt_timers_free(rt_timers *t);
 /* Adds timer (key, time); key is copied. Returns 1 if added, 0 if it was already pending, -1 if
  * the charge was refused or memory ran out. */
 int rt_timers_register(rt_timers *t, int64_t time, const void *key, size_t key_len);
+/* Adds timer (key, time) that the caller knows is not pending, without a hash entry: it fires
+ * and snapshots as any other but cannot be deleted (rt_timers_delete does not see it). Returns 1,
+ * or -1 as rt_timers_register. */
+int rt_timers_register_new(rt_timers *t, int64_t time, const void *key, size_t key_len);
 /* Removes timer (key, time). Returns 1 if it was pending, 0 if not. */
 int rt_timers_delete(rt_timers *t, int64_t time, const void *key, size_t key_len);
 size_t rt_timers_count(const rt_timers *t);

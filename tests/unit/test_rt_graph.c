@@ -401,6 +401,61 @@ static void test_finish_drains_in_topological_order(void **state)
     rt_graph_free(g);
 }
 
+/* A dedupe-like operator: remembers each key for 1000 ms (state + timer), forgets it at the
+ * timer; with drain_discards, the drain drops both instead of firing. */
+static int forget_open(rt_op *op)
+{
+    tself *s = rt_op_self(op);
+    rt_kv *kv;
+    if (rt_kv_new(op, "seen", &kv)) return -1;
+    if (s->finish_timer) rt_op_set_drain_discards_timers(op);
+    return 0;
+}
+
+static int forget_process(rt_op *op, int input, const rt_record *rec)
+{
+    (void)input;
+    ev("r:%lld", (long long)rec->ts);
+    return rt_timer_register_new(op, rec->ts + 1000, rec->key, rec->key_len);
+}
+
+static int forget_timer(rt_op *op, int64_t time, const uint8_t *key, size_t klen)
+{
+    ev("t:%lld", (long long)time);
+    return 0;
+}
+
+static const rt_op_vtbl forget_vt = {
+    .open = forget_open, .process = forget_process, .on_timer = forget_timer};
+
+static void test_drain_discards_cleanup_only_timers(void **state)
+{
+    (void)state;
+    for (int discard = 0; discard < 2; discard++) {
+        evlog[0] = 0;
+        rt_graph *g;
+        tself s = {.tag = "F", .finish_timer = discard};
+        assert_int_equal(rt_graph_new(NULL, &g), 0);
+        rt_op *op = add(g, "keep-first-view", &forget_vt, &s, 1, 1);
+        open_ok(g);
+        char key[16];
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            rt_record r = rec_at(100 + i, key);
+            assert_int_equal(rt_graph_push(g, op, 0, &r), 0);
+        }
+        assert_int_equal(rt_timer_count(op), 3);
+        assert_true(rt_op_mem_used(op) > 0);
+        assert_int_equal(rt_graph_finish(g), 0);
+        /* fired one by one, or dropped unfired: either way nothing is left */
+        assert_string_equal(evlog, discard ? "r:100 r:101 r:102 "
+                                           : "r:100 r:101 r:102 t:1100 t:1101 t:1102 ");
+        assert_int_equal(rt_timer_count(op), 0);
+        assert_int_equal(rt_op_mem_used(op), 0);
+        rt_graph_free(g);
+    }
+}
+
 /* ---- failures ---- */
 
 static int failing_process(rt_op *op, int input, const rt_record *rec)
@@ -693,6 +748,110 @@ static void test_timer_service_mass_delete(void **state)
     assert_int_equal(bytes, 0);
 }
 
+static void test_timer_service_interleaved_ascending_sequences_pop_in_order(void **state)
+{
+    (void)state;
+    int64_t bytes = 0;
+    rt_timers *t;
+    assert_int_equal(rt_timers_new(charge_count, &bytes, &t), 0);
+    /* what operators register: several ascending sequences interleaved (ts + 30 s, ts + 30 min,
+     * ts + 1 day per record, ...), each (key, time) twice in a row, some records out of order;
+     * ties on time with different keys (records 7 ms apart meet across the offsets) */
+    static const int64_t offs[] = {30000, 1800000, 86400000, 1000, 120000, 7};
+    enum { R = 1000, K = 6 };
+    static int64_t times[R * K];
+    int n = 0;
+    for (int r = 0; r < R; r++) {
+        int64_t ts = 1000000 + r * 7;
+        if (r % 97 == 13) ts -= 5000; /* a late record */
+        for (int k = 0; k < K; k++) {
+            char key[16];
+            int kl = snprintf(key, sizeof key, "%d", n);
+            times[n] = ts + offs[k];
+            assert_int_equal(rt_timers_register(t, times[n], key, (size_t)kl), 1);
+            assert_int_equal(rt_timers_register(t, times[n], key, (size_t)kl), 0);
+            n++;
+        }
+    }
+    assert_int_equal(rt_timers_count(t), (size_t)n);
+    int64_t last_t = INT64_MIN;
+    int last_i = -1, popped = 0;
+    rt_timer_fired f;
+    while (rt_timers_pop_due(t, RT_TIME_MAX, &f) == 1) {
+        char key[16] = {0};
+        assert_true(f.key_len < sizeof key);
+        memcpy(key, f.key, f.key_len);
+        int i = atoi(key);
+        assert_int_equal(f.time, times[i]);
+        /* (time, registration) order */
+        assert_true(f.time > last_t || (f.time == last_t && i > last_i));
+        last_t = f.time;
+        last_i = i;
+        popped++;
+        rt_timers_done(t, &f);
+        /* a fired (key, time) is no longer pending: registering it again adds a new timer */
+        if (popped == 10) {
+            assert_int_equal(rt_timers_register(t, times[i], key, strlen(key)), 1);
+            assert_int_equal(rt_timers_delete(t, times[i], key, strlen(key)), 1);
+        }
+    }
+    assert_int_equal(popped, n);
+    assert_int_equal(rt_timers_count(t), 0);
+    rt_timers_free(t);
+    assert_int_equal(bytes, 0);
+}
+
+static void test_timer_service_new_timers_fire_in_order_without_an_index(void **state)
+{
+    (void)state;
+    int64_t bytes = 0;
+    rt_timers *t;
+    assert_int_equal(rt_timers_new(charge_count, &bytes, &t), 0);
+    /* keep-first's pattern: one new timer per new key; mixed with listed ones */
+    for (int i = 0; i < 300; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof key, "%d", i);
+        if (i % 3)
+            assert_int_equal(rt_timers_register_new(t, 1000 + i / 2, key, (size_t)kl), 1);
+        else
+            assert_int_equal(rt_timers_register(t, 1000 + i / 2, key, (size_t)kl), 1);
+    }
+    assert_int_equal(rt_timers_count(t), 300);
+    /* a new timer has no hash entry: delete cannot see it; a listed one it can */
+    assert_int_equal(rt_timers_delete(t, 1000, "1", 1), 0);
+    assert_int_equal(rt_timers_delete(t, 1000, "0", 1), 1);
+    rt_buf buf;
+    rt_buf_init(&buf, 0);
+    assert_int_equal(rt_timers_snapshot(t, &buf), 0);
+    int popped = 0, last_i = -1;
+    int64_t last_t = 0;
+    rt_timer_fired f;
+    while (rt_timers_pop_due(t, 1100, &f) == 1) {
+        char key[16] = {0};
+        memcpy(key, f.key, f.key_len);
+        int i = atoi(key);
+        assert_int_equal(f.time, 1000 + i / 2);
+        assert_true(f.time > last_t || (f.time == last_t && i > last_i));
+        last_t = f.time;
+        last_i = i;
+        popped++;
+        rt_timers_done(t, &f);
+    }
+    assert_int_equal(popped, 201); /* times 1000..1100 (i <= 201), less the deleted one */
+    /* the rest, new and listed, are freed with the service */
+    rt_timers_free(t);
+    assert_int_equal(bytes, 0);
+    /* the snapshot holds them all; restored, they are ordinary timers */
+    assert_int_equal(rt_timers_new(charge_count, &bytes, &t), 0);
+    char err[128];
+    assert_int_equal(rt_timers_restore(t, buf.data, buf.len, err, sizeof err), 0);
+    assert_int_equal(rt_timers_count(t), 299);
+    assert_int_equal(rt_timers_delete(t, 1000, "1", 1), 1);
+    rt_timers_free(t);
+    assert_int_equal(bytes, 0);
+    rt_buf_free(&buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -706,11 +865,14 @@ int main(void)
         cmocka_unit_test(test_timer_order_dedupe_delete),
         cmocka_unit_test(test_timer_at_or_before_watermark_waits_for_next_advance),
         cmocka_unit_test(test_finish_drains_in_topological_order),
+        cmocka_unit_test(test_drain_discards_cleanup_only_timers),
         cmocka_unit_test(test_failure_unwinds_with_message),
         cmocka_unit_test(test_side_output_and_operator_metrics),
         cmocka_unit_test(test_snapshot_restore_round_trip),
         cmocka_unit_test(test_timer_service_heap_against_sorted_order),
         cmocka_unit_test(test_timer_service_mass_delete),
+        cmocka_unit_test(test_timer_service_interleaved_ascending_sequences_pop_in_order),
+        cmocka_unit_test(test_timer_service_new_timers_fire_in_order_without_an_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

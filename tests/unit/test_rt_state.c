@@ -1,5 +1,7 @@
 /* Keyed state: put/get/upsert/delete/iterate, byte accounting per operator and against the
- * process budget, the budget error, incremental rehash, snapshot round trip. */
+ * process budget, the budget error, incremental resize, snapshot round trip; the open-addressing
+ * table under it: back-shift removal against a model, entries that never move, tombstones under
+ * iterators, charged slot arrays. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -44,6 +46,12 @@ static void teardown(fixture *f)
 static int keyf(char *buf, size_t cap, int i)
 {
     return snprintf(buf, cap, "user-%08d", i);
+}
+
+static int charge_sum(void *ctx, int64_t delta)
+{
+    *(int64_t *)ctx += delta;
+    return 0;
 }
 
 static void test_put_get_upsert_delete(void **state)
@@ -349,6 +357,153 @@ static void test_iterate_during_rehash(void **state)
     rt_htab_clear(&h);
 }
 
+/* A reference model for the table tests: which of N keys are present. */
+static uint64_t test_rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd32(void)
+{
+    test_rng ^= test_rng << 13;
+    test_rng ^= test_rng >> 7;
+    test_rng ^= test_rng << 17;
+    return (uint32_t)test_rng;
+}
+
+static uint64_t hk(const char *k, int n)
+{
+    return rt_hash_bytes(k, (size_t)n);
+}
+
+static void test_removal_shifts_runs_and_keeps_every_key_reachable(void **state)
+{
+    (void)state;
+    /* Random inserts and removals through several grows and shrinks, checked against a model
+     * after every step: a back-shift that left a key unreachable, or a move that lost one,
+     * shows up as a find that disagrees with the model. */
+    enum { N = 4000 };
+    static unsigned char in[N];
+    memset(in, 0, sizeof in);
+    rt_htab h;
+    rt_htab_init(&h, NULL, NULL);
+    char k[32];
+    size_t count = 0;
+    for (int step = 0; step < 60000; step++) {
+        /* phases: mostly inserts, then mostly removals, so the table grows and shrinks */
+        int phase = (step / 10000) % 2;
+        int i = (int)(rnd32() % N);
+        int n = keyf(k, sizeof k, i);
+        rt_hentry *e = rt_htab_find(&h, k, (size_t)n, hk(k, n));
+        assert_int_equal(e != NULL, in[i]);
+        if (!in[i] && (rnd32() % 4 != 0) != phase) {
+            e = rt_htab_insert(&h, k, (size_t)n, hk(k, n), sizeof(int));
+            assert_non_null(e);
+            memcpy(rt_hentry_val(e), &i, sizeof i);
+            in[i] = 1;
+            count++;
+        } else if (in[i] && (rnd32() % 4 != 0) == phase) {
+            int v;
+            memcpy(&v, rt_hentry_val(e), sizeof v);
+            assert_int_equal(v, i);
+            rt_htab_remove(&h, e, hk(k, n));
+            in[i] = 0;
+            count--;
+        }
+        assert_int_equal(rt_htab_count(&h), count);
+        /* the load stays at most 3/4, so every probe run ends */
+        for (int t = 0; t < 2; t++)
+            if (h.size[t]) assert_true((h.used[t] + h.tomb[t]) * 4 <= h.size[t] * 3 + 4);
+    }
+    for (int i = 0; i < N; i++) {
+        int n = keyf(k, sizeof k, i);
+        assert_int_equal(rt_htab_find(&h, k, (size_t)n, hk(k, n)) != NULL, in[i]);
+    }
+    rt_htab_clear(&h);
+    assert_int_equal(rt_htab_count(&h), 0);
+}
+
+static void test_entries_never_move_and_tombstones_go_with_the_next_resize(void **state)
+{
+    (void)state;
+    rt_htab h;
+    rt_htab_init(&h, NULL, NULL);
+    enum { N = 2000 };
+    rt_hentry *at[N];
+    char k[32];
+    for (int i = 0; i < N; i++) {
+        int n = keyf(k, sizeof k, i);
+        at[i] = rt_htab_insert(&h, k, (size_t)n, hk(k, n), 8);
+        assert_non_null(at[i]);
+    }
+    /* growth moved slots, never entries: every pointer handed out is still the entry */
+    for (int i = 0; i < N; i++) {
+        int n = keyf(k, sizeof k, i);
+        assert_ptr_equal(rt_htab_find(&h, k, (size_t)n, hk(k, n)), at[i]);
+    }
+    while (h.t[1]) { /* let any resize finish */
+        int n = keyf(k, sizeof k, 0);
+        rt_htab_find(&h, k, (size_t)n, hk(k, n));
+    }
+    /* removals while an iterator is live leave tombstones (nothing may shift under it) */
+    rt_htab_iter it;
+    rt_htab_iter_begin(&h, &it);
+    rt_hentry *e;
+    int removed = 0;
+    while ((e = rt_htab_iter_next(&it))) {
+        if (removed < N / 2) {
+            rt_htab_remove(&h, e, rt_hash_bytes(rt_hentry_key(e), e->klen));
+            removed++;
+        }
+    }
+    rt_htab_iter_end(&it);
+    assert_int_equal(h.tomb[0], (size_t)removed);
+    assert_int_equal(rt_htab_count(&h), (size_t)(N - removed));
+    /* the survivors are still found through the tombstones */
+    int found = 0;
+    for (int i = 0; i < N; i++) {
+        int n = keyf(k, sizeof k, i);
+        if (rt_htab_find(&h, k, (size_t)n, hk(k, n))) found++;
+    }
+    assert_int_equal(found, N - removed);
+    /* inserts reuse tombstones or trigger a resize; either way, once a resize has run the
+     * array holds no tombstones */
+    int next = N;
+    while (h.tomb[0] && next < 20 * N) {
+        int n = keyf(k, sizeof k, next++);
+        assert_non_null(rt_htab_insert(&h, k, (size_t)n, hk(k, n), 8));
+    }
+    while (h.t[1]) {
+        int n = keyf(k, sizeof k, 0);
+        rt_htab_find(&h, k, (size_t)n, hk(k, n));
+    }
+    assert_int_equal(h.tomb[0], 0);
+    rt_htab_clear(&h);
+}
+
+static void test_slot_arrays_are_charged_and_returned(void **state)
+{
+    (void)state;
+    int64_t charged = 0;
+    rt_htab h;
+    rt_htab_init(&h, charge_sum, &charged);
+    char k[32];
+    for (int i = 0; i < 10000; i++) {
+        int n = keyf(k, sizeof k, i);
+        assert_non_null(rt_htab_insert(&h, k, (size_t)n, hk(k, n), 16));
+    }
+    assert_int_equal(charged, h.bytes);
+    /* entries (8 header + 16 key + 16 value + 16 allocator) plus 16-byte slots at <= 3/4 load */
+    assert_true(charged >= 10000 * (56 + 16 * 4 / 3));
+    assert_true(charged <= 10000 * (56 + 16 * 8 / 3) + 4096);
+    for (int i = 0; i < 10000; i++) {
+        int n = keyf(k, sizeof k, i);
+        rt_hentry *e = rt_htab_find(&h, k, (size_t)n, hk(k, n));
+        assert_non_null(e);
+        rt_htab_remove(&h, e, hk(k, n));
+    }
+    /* empty: the slot arrays went back too */
+    assert_int_equal(charged, 0);
+    assert_null(h.t[0]);
+    rt_htab_clear(&h);
+}
+
 static void test_kv_snapshot_round_trip(void **state)
 {
     (void)state;
@@ -460,6 +615,9 @@ int main(void)
         cmocka_unit_test(test_iterate_with_delete),
         cmocka_unit_test(test_rehash_is_incremental),
         cmocka_unit_test(test_iterate_during_rehash),
+        cmocka_unit_test(test_removal_shifts_runs_and_keeps_every_key_reachable),
+        cmocka_unit_test(test_entries_never_move_and_tombstones_go_with_the_next_resize),
+        cmocka_unit_test(test_slot_arrays_are_charged_and_returned),
         cmocka_unit_test(test_kv_snapshot_round_trip),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_buf_reader_limits),
