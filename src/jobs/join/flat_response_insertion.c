@@ -12,6 +12,7 @@
  * The output is the unpack of shared ++ items: protobuf concatenation merges the two.
  * key = le64 platform_id, varint length of log_user_id, log_user_id, insertion_id (timer key). */
 #include "jobs/join/flat_response_insertion.h"
+#include "jobs/join/join_bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,31 +48,6 @@ typedef struct fri_window {
     int64_t start, end, sid;
 } fri_window;
 
-static void put_i64(uint8_t *p, int64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)((uint64_t)v >> (8 * i));
-}
-
-static int64_t get_i64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return (int64_t)v;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        p[n++] = b | (v ? 0x80 : 0);
-    } while (v);
-    return n;
-}
-
 static void *fri_alloc(fri_op *f, size_t n)
 {
     ProtobufCAllocator *a = pb_arena_allocator(f->arena);
@@ -104,8 +80,8 @@ static int build_key(fri_op *f, const Event__JoinedEvent *e)
     const char *ins = joined_event_insertion_id(e);
     size_t nl = strlen(luid), ni = strlen(ins);
     if (nl + ni + 18 > FRI_KEY_MAX) return -1;
-    put_i64(f->key, (int64_t)joined_event_platform_id(e));
-    size_t n = 8 + put_varint(f->key + 8, nl);
+    jb_put_i64(f->key, (int64_t)joined_event_platform_id(e));
+    size_t n = 8 + jb_put_varint(f->key + 8, nl);
     memcpy(f->key + n, luid, nl);
     n += nl;
     memcpy(f->key + n, ins, ni);
@@ -113,7 +89,6 @@ static int build_key(fri_op *f, const Event__JoinedEvent *e)
     return 0;
 }
 
-static uint32_t get_u32(const uint8_t *p);
 
 /* The length of the user part of the current key (platform id, varint length, log_user_id):
  * the scope of the shared parts. */
@@ -133,14 +108,14 @@ static size_t user_len(const fri_op *f)
 /* Drops the part references of a stored content value (its shared bytes). */
 static void content_release(fri_op *f, const uint8_t *v)
 {
-    part_store_release(f->parts, f->key, user_len(f), v + FRI_HDR, get_u32(v + 1));
+    part_store_release(f->parts, f->key, user_len(f), v + FRI_HDR, jb_get_u32(v + 1));
 }
 
 /* The content key of window sid for the current key, in buf (FRI_KEY_MAX + 40 bytes). */
 static size_t content_key(const fri_op *f, uint8_t *buf, int64_t sid)
 {
     memcpy(buf, f->key, f->klen);
-    put_i64(buf + f->klen, sid);
+    jb_put_i64(buf + f->klen, sid);
     return f->klen + 8;
 }
 
@@ -154,9 +129,9 @@ static int list_load(rt_op *op, fri_window **out, size_t *n)
     *out = malloc((*n + 1) * sizeof **out);
     if (!*out) return rt_op_fail(op, "out of memory");
     for (size_t i = 0; i < *n; i++) {
-        (*out)[i].start = get_i64(v + 24 * i);
-        (*out)[i].end = get_i64(v + 24 * i + 8);
-        (*out)[i].sid = get_i64(v + 24 * i + 16);
+        (*out)[i].start = jb_get_i64(v + 24 * i);
+        (*out)[i].end = jb_get_i64(v + 24 * i + 8);
+        (*out)[i].sid = jb_get_i64(v + 24 * i + 16);
     }
     return 0;
 }
@@ -170,26 +145,14 @@ static int list_store(fri_op *f, const fri_window *w, size_t n)
     void *v;
     if (rt_kv_upsert(f->list, f->key, f->klen, 24 * n, &v, NULL)) return -1;
     for (size_t i = 0; i < n; i++) {
-        put_i64((uint8_t *)v + 24 * i, w[i].start);
-        put_i64((uint8_t *)v + 24 * i + 8, w[i].end);
-        put_i64((uint8_t *)v + 24 * i + 16, w[i].sid);
+        jb_put_i64((uint8_t *)v + 24 * i, w[i].start);
+        jb_put_i64((uint8_t *)v + 24 * i + 8, w[i].end);
+        jb_put_i64((uint8_t *)v + 24 * i + 16, w[i].sid);
     }
     return 0;
 }
 
 /* ---------------------------------------------------------------- content */
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
 
 /* Writes a whole content value: src, shared bytes, item bytes (exact size). shared and items
  * must not point into the stored value (callers pass copies). */
@@ -201,8 +164,8 @@ static int content_put(fri_op *f, const uint8_t *ck, size_t cklen, int src, cons
     if (rt_kv_upsert(f->content, ck, cklen, FRI_HDR + ns + ni, &nv, NULL)) return -1;
     uint8_t *v = nv;
     v[0] = (uint8_t)src;
-    put_u32(v + 1, (uint32_t)ns);
-    put_u32(v + 5, (uint32_t)ni);
+    jb_put_u32(v + 1, (uint32_t)ns);
+    jb_put_u32(v + 5, (uint32_t)ni);
     if (ns) memcpy(v + FRI_HDR, shared, ns);
     if (ni) memcpy(v + FRI_HDR + ns, items, ni);
     return 0;
@@ -213,7 +176,7 @@ static int content_append(fri_op *f, const uint8_t *ck, size_t cklen, const uint
     size_t vlen;
     uint8_t *v = rt_kv_get(f->content, ck, cklen, &vlen);
     if (!v) return -1;
-    size_t used = FRI_HDR + get_u32(v + 1) + get_u32(v + 5);
+    size_t used = FRI_HDR + jb_get_u32(v + 1) + jb_get_u32(v + 5);
     if (used + n > UINT32_MAX) return -1;
     if (used + n > vlen) {
         size_t cap = 2 * vlen;
@@ -223,7 +186,7 @@ static int content_append(fri_op *f, const uint8_t *ck, size_t cklen, const uint
         v = nv;
     }
     memcpy(v + used, p, n);
-    put_u32(v + 5, get_u32(v + 5) + (uint32_t)n);
+    jb_put_u32(v + 5, jb_get_u32(v + 5) + (uint32_t)n);
     return 0;
 }
 
@@ -283,8 +246,8 @@ static int pack_item(rt_op *op, const Event__JoinedEvent *e, bool impression)
     size_t n = protobuf_c_message_get_packed_size(m);
     uint8_t h[20];
     size_t hn =
-        put_varint(h, ((uint64_t)(impression ? FRI_FIELD_IMPRESSION : FRI_FIELD_ACTION) << 3) | 2);
-    hn += put_varint(h + hn, n);
+        jb_put_varint(h, ((uint64_t)(impression ? FRI_FIELD_IMPRESSION : FRI_FIELD_ACTION) << 3) | 2);
+    hn += jb_put_varint(h + hn, n);
     rt_buf_reset(&f->item);
     if (rt_buf_reserve(&f->item, hn + n)) return rt_op_fail(op, "out of memory");
     memcpy(f->item.data, h, hn);
@@ -306,8 +269,8 @@ static int merge_content(rt_op *op, int64_t into, int64_t from)
     if (a && b) {
         int sa = a[0], sb = b[0];
         const uint8_t *shared_a = a + FRI_HDR, *shared_b = b + FRI_HDR;
-        size_t nsa = get_u32(a + 1), nsb = get_u32(b + 1);
-        size_t nia = get_u32(a + 5), nib = get_u32(b + 5);
+        size_t nsa = jb_get_u32(a + 1), nsb = jb_get_u32(b + 1);
+        size_t nia = jb_get_u32(a + 5), nib = jb_get_u32(b + 5);
         /* the first impression of the merged list, else its first action, is the source */
         bool take_b = sa != SRC_IMPRESSION && (sb == SRC_IMPRESSION || sa == SRC_NONE);
         rt_buf items;
@@ -357,7 +320,7 @@ static int add_element(rt_op *op, int64_t sid, const Event__JoinedEvent *e, bool
             const uint8_t *v = fresh ? NULL : rt_kv_get(f->content, ck, ckn, &vlen);
             rt_buf items;
             rt_buf_init(&items, 0);
-            if (v && rt_buf_append(&items, v + FRI_HDR + get_u32(v + 1), get_u32(v + 5)))
+            if (v && rt_buf_append(&items, v + FRI_HDR + jb_get_u32(v + 1), jb_get_u32(v + 5)))
                 rc = rt_op_fail(op, "out of memory");
             if (!rc && v) content_release(f, v); /* the source being replaced */
             if (!rc && rt_buf_append(&items, f->item.data, f->item.len))
@@ -456,7 +419,7 @@ static int fire(rt_op *op, const fri_window *w)
     const uint8_t *v = rt_kv_get(f->content, ck, ckn, &vlen);
     int rc = 0;
     if (v) {
-        size_t ns = get_u32(v + 1), ni = get_u32(v + 5);
+        size_t ns = jb_get_u32(v + 1), ni = jb_get_u32(v + 5);
         rt_buf_reset(&f->joined);
         Event__FlatResponseInsertion *r = NULL;
         if (part_store_join(f->parts, f->key, user_len(f), v + FRI_HDR, ns, &f->joined) ||

@@ -6,6 +6,7 @@
  *                varint + content_id}
  * Values keep slack capacity beyond `used` so appends are amortised O(entry). */
 #include "jobs/join/latest_impressions.h"
+#include "jobs/join/join_bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,56 +45,6 @@ typedef struct li_entry {
     size_t seq; /* position in the list: ties keep it (a stable sort) */
 } li_entry;
 
-static void put_i64(uint8_t *p, int64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)((uint64_t)v >> (8 * i));
-}
-
-static int64_t get_i64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return (int64_t)v;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        p[n++] = b | (v ? 0x80 : 0);
-    } while (v);
-    return n;
-}
-
-static size_t get_varint(const uint8_t *p, size_t avail, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (size_t i = 0; i < avail && i < 10; i++) {
-        r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = r;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
-
 static int64_t entry_t(const li_entry *e)
 {
     return e->clt != 0 ? e->clt : e->eat;
@@ -106,7 +57,7 @@ static int list_append(rt_kv *kv, const uint8_t *key, size_t klen, const void *p
 {
     size_t vlen;
     uint8_t *v = rt_kv_get(kv, key, klen, &vlen);
-    size_t used = v ? get_u32(v + 4) : 0;
+    size_t used = v ? jb_get_u32(v + 4) : 0;
     size_t need = LI_HDR + used + n;
     if (need > UINT32_MAX) return -1;
     if (!v || need > vlen) {
@@ -117,15 +68,15 @@ static int list_append(rt_kv *kv, const uint8_t *key, size_t klen, const void *p
         v = nv;
     }
     memcpy(v + LI_HDR + used, p, n);
-    put_u32(v, get_u32(v) + 1);
-    put_u32(v + 4, (uint32_t)(used + n));
+    jb_put_u32(v, jb_get_u32(v) + 1);
+    jb_put_u32(v + 4, (uint32_t)(used + n));
     return 0;
 }
 
 static uint32_t list_count(rt_kv *kv, const uint8_t *key, size_t klen)
 {
     const uint8_t *v = rt_kv_get(kv, key, klen, NULL);
-    return v ? get_u32(v) : 0;
+    return v ? jb_get_u32(v) : 0;
 }
 
 /* A malloc'd copy of a list's entries (*n bytes, *count entries); NULL with 0 when absent. */
@@ -136,8 +87,8 @@ static int list_copy(rt_op *op, rt_kv *kv, const uint8_t *key, size_t klen, uint
     *out = NULL;
     *n = *count = 0;
     if (!v) return 0;
-    *count = get_u32(v);
-    *n = get_u32(v + 4);
+    *count = jb_get_u32(v);
+    *n = jb_get_u32(v + 4);
     *out = malloc(*n ? *n : 1);
     if (!*out) return rt_op_fail(op, "out of memory");
     memcpy(*out, v + LI_HDR, *n);
@@ -157,8 +108,8 @@ static int list_store(li_op *l, rt_kv *kv, const li_entry *const *e, size_t n)
     void *v;
     if (rt_kv_upsert(kv, l->key, l->klen, LI_HDR + used, &v, NULL)) return -1;
     uint8_t *p = v;
-    put_u32(p, (uint32_t)n);
-    put_u32(p + 4, (uint32_t)used);
+    jb_put_u32(p, (uint32_t)n);
+    jb_put_u32(p + 4, (uint32_t)used);
     size_t off = LI_HDR;
     for (size_t i = 0; i < n; i++) {
         memmove(p + off, e[i]->raw, e[i]->rawlen);
@@ -178,15 +129,15 @@ static int parse_entries(rt_op *op, const uint8_t *p, size_t n, size_t count, li
         size_t h1, h2;
         if (off + 24 > n) goto bad;
         e->raw = p + off;
-        e->clt = get_i64(p + off);
-        e->eat = get_i64(p + off + 8);
-        e->ets = get_i64(p + off + 16);
+        e->clt = jb_get_i64(p + off);
+        e->eat = jb_get_i64(p + off + 8);
+        e->ets = jb_get_i64(p + off + 16);
         off += 24;
-        if (!(h1 = get_varint(p + off, n - off, &a)) || a > n - off - h1) goto bad;
+        if (!(h1 = jb_get_varint(p + off, n - off, &a)) || a > n - off - h1) goto bad;
         e->id = (const char *)p + off + h1;
         e->idlen = (size_t)a;
         off += h1 + a;
-        if (!(h2 = get_varint(p + off, n - off, &b)) || b > n - off - h2) goto bad;
+        if (!(h2 = jb_get_varint(p + off, n - off, &b)) || b > n - off - h2) goto bad;
         e->cid = (const char *)p + off + h2;
         e->cidlen = (size_t)b;
         off += h2 + b;
@@ -210,13 +161,13 @@ static int entry_pack(li_op *l, const char *id, const char *cid, const Common__T
     rt_buf_reset(&l->buf);
     if (rt_buf_reserve(&l->buf, 24 + 20 + ni + nc)) return -1;
     uint8_t *p = l->buf.data;
-    put_i64(p, t ? (int64_t)t->client_log_timestamp : 0);
-    put_i64(p + 8, t ? (int64_t)t->event_api_timestamp : 0);
-    put_i64(p + 16, ets);
-    size_t off = 24 + put_varint(p + 24, ni);
+    jb_put_i64(p, t ? (int64_t)t->client_log_timestamp : 0);
+    jb_put_i64(p + 8, t ? (int64_t)t->event_api_timestamp : 0);
+    jb_put_i64(p + 16, ets);
+    size_t off = 24 + jb_put_varint(p + 24, ni);
     memcpy(p + off, id, ni);
     off += ni;
-    off += put_varint(p + off, nc);
+    off += jb_put_varint(p + off, nc);
     memcpy(p + off, cid, nc);
     l->buf.len = off + nc;
     return 0;
@@ -423,8 +374,8 @@ static int run_timer(rt_op *op, int64_t T, const uint8_t *only_action, size_t on
             rc = rt_op_fail(op, "corrupt action list");
             break;
         }
-        int64_t eat = get_i64(xb + off);
-        uint32_t len = get_u32(xb + off + 8);
+        int64_t eat = jb_get_i64(xb + off);
+        uint32_t len = jb_get_u32(xb + off + 8);
         if (len > xn - off - 12) {
             rc = rt_op_fail(op, "corrupt action list");
             break;
@@ -448,8 +399,8 @@ static int run_timer(rt_op *op, int64_t T, const uint8_t *only_action, size_t on
             rc = -1;
             goto out;
         }
-        put_u32(v, (uint32_t)kept_count);
-        put_u32((uint8_t *)v + 4, (uint32_t)kept_actions.len);
+        jb_put_u32(v, (uint32_t)kept_count);
+        jb_put_u32((uint8_t *)v + 4, (uint32_t)kept_actions.len);
         memcpy((uint8_t *)v + LI_HDR, kept_actions.data, kept_actions.len);
     }
     size_t nk;
@@ -512,8 +463,8 @@ static int li_element(rt_op *op, int input, const rt_record *rec)
     size_t len = protobuf_c_message_get_packed_size(&e->base);
     if (rt_buf_reserve(&l->buf, 12 + len)) return rt_op_fail(op, "out of memory");
     const Common__Timing *at = e->action ? e->action->timing : NULL;
-    put_i64(l->buf.data, at ? (int64_t)at->event_api_timestamp : 0);
-    put_u32(l->buf.data + 8, (uint32_t)len);
+    jb_put_i64(l->buf.data, at ? (int64_t)at->event_api_timestamp : 0);
+    jb_put_u32(l->buf.data + 8, (uint32_t)len);
     protobuf_c_message_pack(&e->base, l->buf.data + 12);
     l->buf.len = 12 + len;
     if (n < 0) {

@@ -19,6 +19,7 @@
  * so an append costs O(entry) amortised. Keys: user = le64 platform_id + log_user_id (also the
  * timer key); user+x = le64 platform_id, varint length of log_user_id, log_user_id, x. */
 #include "jobs/join/merge_details.h"
+#include "jobs/join/join_bytes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,44 +85,6 @@ static bool nonempty(const char *s)
 static const char *nz(const char *s)
 {
     return s ? s : "";
-}
-
-static void put_i64(uint8_t *p, int64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)((uint64_t)v >> (8 * i));
-}
-
-static int64_t get_i64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return (int64_t)v;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        p[n++] = b | (v ? 0x80 : 0);
-    } while (v);
-    return n;
-}
-
-static size_t get_varint(const uint8_t *p, size_t avail, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (size_t i = 0; i < avail && i < 10; i++) {
-        r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = r;
-            return i + 1;
-        }
-    }
-    return 0;
 }
 
 static int64_t timing_lt(const Common__Timing *t)
@@ -217,7 +180,7 @@ static size_t user_key(const md_op *m, uint8_t *buf, const void *x, size_t xlen)
 {
     memcpy(buf, m->ukey, 8);
     size_t luid = m->ukey_len - 8;
-    size_t n = 8 + put_varint(buf + 8, luid);
+    size_t n = 8 + jb_put_varint(buf + 8, luid);
     memcpy(buf + n, m->ukey + 8, luid);
     n += luid;
     if (xlen) memcpy(buf + n, x, xlen);
@@ -348,7 +311,7 @@ static int64_t last_cleanup(md_op *m)
 {
     uint32_t used = 0;
     const uint8_t *v = blob_get(m->dir, m->ukey, m->ukey_len, &used);
-    return v && used >= DIR_HDR ? get_i64(v) : EXPIRE_NOW;
+    return v && used >= DIR_HDR ? jb_get_i64(v) : EXPIRE_NOW;
 }
 
 /* Lists (tag, id) in bucket B of the current user. */
@@ -359,18 +322,18 @@ static int expiry_add(md_op *m, int64_t B, int tag, const char *id, size_t idlen
     int rc = 0;
     if (!v || used < DIR_HDR) {
         uint8_t b[DIR_HDR + 8];
-        put_i64(b, EXPIRE_NOW);
-        put_i64(b + DIR_HDR, B);
+        jb_put_i64(b, EXPIRE_NOW);
+        jb_put_i64(b + DIR_HDR, B);
         rc = blob_set(m, m->dir, m->ukey, m->ukey_len, b, sizeof b);
     } else {
         size_t n = (used - DIR_HDR) / 8, lo = 0, hi = n;
         const uint8_t *t = v + DIR_HDR;
-        if (!n || get_i64(t + 8 * (n - 1)) < B) {
+        if (!n || jb_get_i64(t + 8 * (n - 1)) < B) {
             lo = n; /* the usual case: a later bucket than any so far */
         } else {
             while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
-                if (get_i64(t + 8 * mid) < B)
+                if (jb_get_i64(t + 8 * mid) < B)
                     lo = mid + 1;
                 else
                     hi = mid;
@@ -378,13 +341,13 @@ static int expiry_add(md_op *m, int64_t B, int tag, const char *id, size_t idlen
         }
         if (lo == n) {
             uint8_t b[8];
-            put_i64(b, B);
+            jb_put_i64(b, B);
             rc = blob_append(m->dir, m->ukey, m->ukey_len, b, 8);
-        } else if (get_i64(t + 8 * lo) != B) {
+        } else if (jb_get_i64(t + 8 * lo) != B) {
             uint8_t *copy = malloc(used + 8);
             if (!copy) return rt_op_fail(m->op, "out of memory");
             memcpy(copy, v, DIR_HDR + 8 * lo);
-            put_i64(copy + DIR_HDR + 8 * lo, B);
+            jb_put_i64(copy + DIR_HDR + 8 * lo, B);
             memcpy(copy + DIR_HDR + 8 * (lo + 1), t + 8 * lo, 8 * (n - lo));
             rc = blob_set(m, m->dir, m->ukey, m->ukey_len, copy, used + 8);
             free(copy);
@@ -395,10 +358,10 @@ static int expiry_add(md_op *m, int64_t B, int tag, const char *id, size_t idlen
     uint8_t *p = idlen + 16 <= sizeof e ? e : malloc(idlen + 16);
     if (!p) return rt_op_fail(m->op, "out of memory");
     p[0] = (uint8_t)tag;
-    size_t h = 1 + put_varint(p + 1, idlen);
+    size_t h = 1 + jb_put_varint(p + 1, idlen);
     memcpy(p + h, id, idlen);
     uint8_t b8[8];
-    put_i64(b8, B);
+    jb_put_i64(b8, B);
     kbuf k;
     rc = kbuf_make(m, &k, b8, 8);
     if (!rc) rc = blob_append(m->expiry, k.p, k.len, p, h + idlen);
@@ -424,12 +387,12 @@ static int rec_put(md_op *m, int tag, const char *id, int64_t lt)
         uint8_t scope[MD_KEY_MAX + 16];
         part_store_release(m->parts, scope, user_key(m, scope, NULL, 0), old + 8, oldlen - 8);
     }
-    bool list = !old || rec_bucket(m, tag, get_i64(old)) != B;
+    bool list = !old || rec_bucket(m, tag, jb_get_i64(old)) != B;
     void *v;
     m->gen[tag]++;
     int rc = rt_kv_upsert(m->rec[tag], k.p, k.len, 8 + m->scratch.len, &v, NULL);
     if (!rc) {
-        put_i64(v, lt);
+        jb_put_i64(v, lt);
         memcpy((uint8_t *)v + 8, m->scratch.data, m->scratch.len);
         if (list) rc = expiry_add(m, B, tag, id, idlen);
     }
@@ -933,7 +896,7 @@ static int wait_add(rt_op *op, int tag, const char *id, int64_t T)
     int rc = 0;
     if (!v) {
         uint8_t b[8];
-        put_i64(b, T);
+        jb_put_i64(b, T);
         rc = blob_append(m->wait, k.p, k.len, b, 8);
         if (!rc) rc = expiry_add(m, wait_bucket(m, T), DIR_WAIT | tag, sid, idlen);
         kbuf_free(&k);
@@ -941,28 +904,28 @@ static int wait_add(rt_op *op, int tag, const char *id, int64_t T)
     }
     size_t n = used / 8, stale = 0;
     int64_t done = last_cleanup(m);
-    while (stale < n && get_i64(v + 8 * stale) <= done)
+    while (stale < n && jb_get_i64(v + 8 * stale) <= done)
         stale++;
     const uint8_t *live = v + 8 * stale;
     size_t nl = n - stale;
     size_t lo = 0, hi = nl;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (get_i64(live + 8 * mid) < T)
+        if (jb_get_i64(live + 8 * mid) < T)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < nl && get_i64(live + 8 * lo) == T) {
+    if (lo < nl && jb_get_i64(live + 8 * lo) == T) {
         kbuf_free(&k);
         return 0;
     }
     bool raises = lo == nl;
-    bool new_bucket = raises && (!nl || wait_bucket(m, get_i64(live + 8 * (nl - 1))) !=
+    bool new_bucket = raises && (!nl || wait_bucket(m, jb_get_i64(live + 8 * (nl - 1))) !=
                                             wait_bucket(m, T));
     if (raises && !stale && n < MERGE_DETAILS_MAX_WAIT_TIMES) {
         uint8_t b[8];
-        put_i64(b, T);
+        jb_put_i64(b, T);
         rc = blob_append(m->wait, k.p, k.len, b, 8);
     } else {
         uint8_t *copy = malloc(8 * (nl + 1));
@@ -971,7 +934,7 @@ static int wait_add(rt_op *op, int tag, const char *id, int64_t T)
             return rt_op_fail(op, "out of memory");
         }
         memcpy(copy, live, 8 * lo);
-        put_i64(copy + 8 * lo, T);
+        jb_put_i64(copy + 8 * lo, T);
         memcpy(copy + 8 * (lo + 1), live + 8 * lo, 8 * (nl - lo));
         size_t first = 0;
         if (nl + 1 > MERGE_DETAILS_MAX_WAIT_TIMES) {
@@ -989,7 +952,7 @@ static int wait_add(rt_op *op, int tag, const char *id, int64_t T)
 static int incomplete_key(md_op *m, kbuf *k, int64_t T)
 {
     uint8_t b[8];
-    put_i64(b, T);
+    jb_put_i64(b, T);
     return kbuf_make(m, k, b, 8);
 }
 
@@ -1002,7 +965,7 @@ static int tiny_next(tiny_iter *it, const uint8_t **bytes, size_t *len)
 {
     if (it->p >= it->end) return 0;
     uint64_t n;
-    size_t h = get_varint(it->p, (size_t)(it->end - it->p), &n);
+    size_t h = jb_get_varint(it->p, (size_t)(it->end - it->p), &n);
     if (!h || n > (uint64_t)(it->end - it->p - h)) return -1;
     *bytes = it->p + h;
     *len = (size_t)n;
@@ -1033,7 +996,7 @@ static int try_incomplete(md_eval *ev, int tag, const char *id)
     size_t kept = 0;
     int rc = 0;
     for (size_t i = 0; i < used / 8 && !rc; i++) {
-        int64_t T = get_i64(times + 8 * i);
+        int64_t T = jb_get_i64(times + 8 * i);
         kbuf ik;
         if (incomplete_key(m, &ik, T)) {
             rc = rt_op_fail(op, "out of memory");
@@ -1073,7 +1036,7 @@ static int try_incomplete(md_eval *ev, int tag, const char *id)
                 rc = emit_joined(ev, je);
             } else if (!rc) {
                 uint8_t h[10];
-                size_t hn = put_varint(h, tl);
+                size_t hn = jb_put_varint(h, tl);
                 if (rt_buf_append(&still, h, hn) || rt_buf_append(&still, tb, tl))
                     rc = rt_op_fail(op, "out of memory");
             }
@@ -1084,7 +1047,7 @@ static int try_incomplete(md_eval *ev, int tag, const char *id)
                 rt_kv_delete(m->incomplete, ik.p, ik.len);
             } else {
                 rc = blob_set(m, m->incomplete, ik.p, ik.len, still.data, still.len);
-                put_i64(times + 8 * kept++, T);
+                jb_put_i64(times + 8 * kept++, T);
             }
         }
         rt_buf_free(&still);
@@ -1376,7 +1339,7 @@ static int on_tiny(rt_op *op, const rt_record *rec)
     kbuf ik;
     if (incomplete_key(m, &ik, T)) return rt_op_fail(op, "out of memory");
     uint8_t h[10];
-    size_t hn = put_varint(h, m->scratch.len);
+    size_t hn = jb_put_varint(h, m->scratch.len);
     int rc = blob_append(m->incomplete, ik.p, ik.len, h, hn);
     if (!rc) rc = blob_append(m->incomplete, ik.p, ik.len, m->scratch.data, m->scratch.len);
     kbuf_free(&ik);
@@ -1413,7 +1376,7 @@ static int emit_no_lt(rt_op *op, int tag, const char *id, size_t idlen, int64_t 
         return rt_op_fail(op, "out of memory");
     }
     Event__TinyEvent t = EVENT__TINY_EVENT__INIT;
-    t.platform_id = (uint64_t)get_i64(m->ukey);
+    t.platform_id = (uint64_t)jb_get_i64(m->ukey);
     t.has_platform_id = t.platform_id != 0;
     t.log_user_id = *luid ? luid : NULL;
     t.log_timestamp = (uint64_t)lt;
@@ -1449,13 +1412,13 @@ static int expire_entry(rt_op *op, int64_t T, int64_t B, int tag, const char *id
         if (w) {
             size_t n = 0;
             for (size_t i = 0; i < wused / 8; i++)
-                if (get_i64(w + 8 * i) > T) memmove(w + 8 * n++, w + 8 * i, 8);
+                if (jb_get_i64(w + 8 * i) > T) memmove(w + 8 * n++, w + 8 * i, 8);
             if (!n) {
                 rt_kv_delete(m->wait, k.p, k.len);
             } else {
                 uint32_t nu = (uint32_t)(8 * n);
                 memcpy(w - 4, &nu, 4);
-                *keep = wait_bucket(m, get_i64(w + 8 * (n - 1))) == B;
+                *keep = wait_bucket(m, jb_get_i64(w + 8 * (n - 1))) == B;
             }
         }
         kbuf_free(&k);
@@ -1467,7 +1430,7 @@ static int expire_entry(rt_op *op, int64_t T, int64_t B, int tag, const char *id
     size_t rlen = 0;
     const uint8_t *rv = rt_kv_get(m->rec[tag], k.p, k.len, &rlen);
     if (rv) {
-        int64_t lt = get_i64(rv);
+        int64_t lt = jb_get_i64(rv);
         bool gone = lt <= 0 || lt < T - m->window[tag];
         if (gone && tag == T_JOINED) {
             uint8_t scope[MD_KEY_MAX + 16];
@@ -1498,9 +1461,9 @@ static int cleanup_user(rt_op *op, int64_t T)
     if (!v || used < DIR_HDR) return 0;
     int64_t limit = boundary_at_or_after(m, T);
     size_t n = (used - DIR_HDR) / 8, due = 0;
-    while (due < n && get_i64(v + DIR_HDR + 8 * due) <= limit)
+    while (due < n && jb_get_i64(v + DIR_HDR + 8 * due) <= limit)
         due++;
-    int64_t done = get_i64(v);
+    int64_t done = jb_get_i64(v);
     /* copies: emitting and deleting must not depend on where the directory value lives */
     uint8_t *dir = malloc(used);
     if (!dir) return rt_op_fail(op, "out of memory");
@@ -1508,9 +1471,9 @@ static int cleanup_user(rt_op *op, int64_t T)
     size_t kept_buckets = 0; /* due buckets that keep entries (at most the last) */
     int rc = 0;
     for (size_t b = 0; b < due && !rc; b++) {
-        int64_t B = get_i64(dir + DIR_HDR + 8 * b);
+        int64_t B = jb_get_i64(dir + DIR_HDR + 8 * b);
         uint8_t b8[8];
-        put_i64(b8, B);
+        jb_put_i64(b8, B);
         kbuf bk;
         if (kbuf_make(m, &bk, b8, 8)) {
             rc = rt_op_fail(op, "out of memory");
@@ -1526,7 +1489,7 @@ static int cleanup_user(rt_op *op, int64_t T)
             size_t start = off;
             int tag = list[off];
             uint64_t idlen;
-            size_t h = get_varint(list + off + 1, bused - off - 1, &idlen);
+            size_t h = jb_get_varint(list + off + 1, bused - off - 1, &idlen);
             if (!h || idlen > bused - off - 1 - h) {
                 rc = rt_op_fail(op, "corrupt expiry bucket");
                 break;
@@ -1543,7 +1506,7 @@ static int cleanup_user(rt_op *op, int64_t T)
         if (!rc) {
             if (kept) {
                 rc = blob_set(m, m->expiry, bk.p, bk.len, list, kept);
-                put_i64(dir + DIR_HDR + 8 * kept_buckets++, B);
+                jb_put_i64(dir + DIR_HDR + 8 * kept_buckets++, B);
             } else if (bv) {
                 rt_kv_delete(m->expiry, bk.p, bk.len);
             }
@@ -1559,7 +1522,7 @@ static int cleanup_user(rt_op *op, int64_t T)
         if (!nb) {
             rt_kv_delete(m->dir, m->ukey, m->ukey_len);
         } else {
-            put_i64(dir, T > done ? T : done);
+            jb_put_i64(dir, T > done ? T : done);
             rc = blob_set(m, m->dir, m->ukey, m->ukey_len, dir, DIR_HDR + 8 * nb);
         }
     }

@@ -1,4 +1,5 @@
 #include "jobs/join/part_store.h"
+#include "jobs/join/join_bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +19,6 @@ static uint64_t get_u64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         v |= (uint64_t)p[i] << (8 * i);
     return v;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        p[n++] = b | (v ? 0x80 : 0);
-    } while (v);
-    return n;
 }
 
 /* scope ++ le64 ref into key (scope_len + 8 bytes). */
@@ -169,8 +159,8 @@ int part_store_join(rt_kv *kv, const uint8_t *scope, size_t scope_len, const uin
             break;
         }
         uint8_t tag[20];
-        size_t t = put_varint(tag, ((uint64_t)e[0] << 3) | 2);
-        t += put_varint(tag + t, vlen - 4);
+        size_t t = jb_put_varint(tag, ((uint64_t)e[0] << 3) | 2);
+        t += jb_put_varint(tag + t, vlen - 4);
         if (rt_buf_append(out, tag, t) || rt_buf_append(out, v + 4, vlen - 4)) rc = -1;
     }
     free(key);

@@ -1,4 +1,5 @@
 #include "jobs/join/redundant_impressions.h"
+#include "jobs/join/join_bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,31 +37,6 @@ static const char *str_or_empty(const char *s)
     return s ? s : "";
 }
 
-static void put_i64(uint8_t *p, int64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)((uint64_t)v >> (8 * i));
-}
-
-static int64_t get_i64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return (int64_t)v;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        p[n++] = b | (v ? 0x80 : 0);
-    } while (v);
-    return n;
-}
-
 /* The §10 key. Returns its length, or 0 when it does not fit RI_KEY_MAX. */
 static size_t build_key(ri_op *r, const Event__TinyEvent *t)
 {
@@ -74,12 +50,12 @@ static size_t build_key(ri_op *r, const Event__TinyEvent *t)
     size_t nl = strlen(luid), na = strlen(a), nb = strlen(b);
     if (nl + na + nb + 30 > RI_KEY_MAX) return 0;
     uint8_t *p = r->key;
-    put_i64(p, (int64_t)t->platform_id);
+    jb_put_i64(p, (int64_t)t->platform_id);
     size_t n = 8;
-    n += put_varint(p + n, nl);
+    n += jb_put_varint(p + n, nl);
     memcpy(p + n, luid, nl);
     n += nl;
-    n += put_varint(p + n, na);
+    n += jb_put_varint(p + n, na);
     memcpy(p + n, a, na);
     n += na;
     memcpy(p + n, b, nb);
@@ -138,8 +114,8 @@ static int register_cleanup(rt_op *op, uint8_t *st, const uint8_t *key, size_t k
 {
     ri_op *r = rt_op_self(op);
     int64_t c = cleanup_time(r, lt);
-    if (!st[17] || c > get_i64(st + 8)) {
-        put_i64(st + 8, c);
+    if (!st[17] || c > jb_get_i64(st + 8)) {
+        jb_put_i64(st + 8, c);
         st[17] = 1;
     }
     return rt_timer_register(op, c, key, klen);
@@ -184,7 +160,7 @@ static int on_impression(rt_op *op, const rt_record *rec, const Event__TinyEvent
     ri_op *r = rt_op_self(op);
     size_t vlen;
     uint8_t *st = rt_kv_get(r->state, key, klen, &vlen);
-    if (st && st[16] && !(rec->ts > get_i64(st))) {
+    if (st && st[16] && !(rec->ts > jb_get_i64(st))) {
         rt_counter_add(r->redundant, 1);
         return emit_tiny(op, 1, t, rec->ts);
     }
@@ -192,15 +168,15 @@ static int on_impression(rt_op *op, const rt_record *rec, const Event__TinyEvent
     int64_t latest = 0;
     uint8_t has_cleanup = 0;
     if (st) {
-        latest = get_i64(st + 8);
+        latest = jb_get_i64(st + 8);
         has_cleanup = st[17];
     }
     if (pack_tiny(r, t)) return rt_op_fail(op, "out of memory packing a tiny impression");
     void *nv;
     if (rt_kv_upsert(r->state, key, klen, RI_HDR + r->scratch.len, &nv, NULL)) return -1;
     st = nv;
-    put_i64(st, rec->ts + r->cfg.ttl_ms);
-    put_i64(st + 8, latest);
+    jb_put_i64(st, rec->ts + r->cfg.ttl_ms);
+    jb_put_i64(st + 8, latest);
     st[16] = 1;
     st[17] = has_cleanup;
     memcpy(st + RI_HDR, r->scratch.data, r->scratch.len);
@@ -229,7 +205,7 @@ static int append_pending(ri_op *r, const uint8_t *key, size_t klen, int64_t cle
         v = nv;
     }
     uint8_t *p = v + RI_PHDR + used;
-    put_i64(p, cleanup);
+    jb_put_i64(p, cleanup);
     uint32_t len = (uint32_t)n;
     memcpy(p + 8, &len, 4);
     memcpy(p + 12, bytes, n);
@@ -319,7 +295,7 @@ static int ri_timer(rt_op *op, int64_t time, const uint8_t *key, size_t klen)
         for (size_t off = 0; off + 12 <= used;) {
             uint32_t len;
             memcpy(&len, copy + off + 8, 4);
-            if (get_i64(copy + off) > time) {
+            if (jb_get_i64(copy + off) > time) {
                 memmove(v + RI_PHDR + kept, copy + off, 12 + len);
                 kept += 12 + len;
                 count++;
@@ -333,7 +309,7 @@ static int ri_timer(rt_op *op, int64_t time, const uint8_t *key, size_t klen)
         for (size_t off = 0; off + 12 <= used && !rc;) {
             uint32_t len;
             memcpy(&len, copy + off + 8, 4);
-            if (get_i64(copy + off) <= time) {
+            if (jb_get_i64(copy + off) <= time) {
                 Event__TinyEvent *a = unpack_tiny(r, copy + off + 12, len);
                 if (!a) {
                     rc = rt_op_fail(op, "cannot decode a buffered tiny action (%u bytes)", len);
@@ -347,7 +323,7 @@ static int ri_timer(rt_op *op, int64_t time, const uint8_t *key, size_t klen)
         free(copy);
     }
     uint8_t *st = rt_kv_get(r->state, key, klen, NULL);
-    if (!rc && st && st[17] && get_i64(st + 8) == time) {
+    if (!rc && st && st[17] && jb_get_i64(st + 8) == time) {
         rt_kv_delete(r->state, key, klen);
         rt_kv_delete(r->pending, key, klen);
     }
