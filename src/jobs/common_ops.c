@@ -7,6 +7,8 @@
 #include <xxhash.h>
 
 #include "formats/pb_util.h"
+#include "jobs/avro_table.h"
+#include "jobs/job_flags.h"
 #include "runtime/log.h"
 #include "runtime/state.h"
 #include "runtime/task.h"
@@ -279,4 +281,46 @@ void sink_op_each_published(rt_op *op, void (*fn)(void *arg, const char *relpath
 {
     sink_op *s = rt_op_self(op);
     if (s->sink) table_sink_each_published(s->sink, fn, arg);
+}
+
+/* ============================== invalid-record sink ============================== */
+
+static int encode_invalid(void *ctx, const rt_record *rec, rt_buf *out, int64_t *pts)
+{
+    if (rec->type != REC_INVALID) return -1;
+    const job_invalid_record *r = rec->data;
+    *pts = r->timestamp >= 0 ? r->timestamp : 0;
+    return avro_table_encode_invalid(ctx, r, out);
+}
+
+int invalid_sink_op_add(rt_graph *g, const job_common_opts *c, const char *dir, const char *run_id,
+                        const char *task, rt_op **out, char *err, size_t errlen)
+{
+    char uid[RT_UID_MAX], path[4096];
+    snprintf(uid, sizeof uid, "sink-s3-%s", dir);
+    for (char *p = uid; *p; p++)
+        if (*p == '/') *p = '-';
+    *out = rt_graph_find(g, uid);
+    if (*out || job_sink_disabled(c, uid)) return 0;
+    const char *parts[] = {dir};
+    if (job_output_path(c, parts, 1, path, sizeof path)) {
+        snprintf(err, errlen, "output path of %s is too long", dir);
+        return -1;
+    }
+    avro_table *t;
+    if (avro_table_new(NULL, "invalid_record", (size_t)c->maxRecordBytes, &t, err, errlen))
+        return -1;
+    sink_op_config sc = {
+        .dir = path, .run_id = run_id, .task = task,
+        .format = avro_table_format(t),
+        .encode = encode_invalid, .encode_ctx = t,
+        .encode_free = (void (*)(void *))avro_table_free,
+        .max_record_bytes = 2 * (size_t)c->maxRecordBytes,
+    };
+    if (sink_op_add(g, uid, &sc, out)) {
+        avro_table_free(t);
+        snprintf(err, errlen, "adding %s: out of memory", uid);
+        return -1;
+    }
+    return 0;
 }

@@ -84,6 +84,16 @@ int sink_op_add(rt_graph *g, const char *uid, const sink_op_config *cfg, rt_op *
  * sinks (Redis, ...). */
 #define SINK_OP_NAME "table-sink"
 
+/* The dead-letter table of a job: a table sink of invalid_record rows (REC_INVALID records, the
+ * schema schemas/invalid_record.avsc) under <output root>[/<label>]/<dir>, partitioned by the
+ * record's timestamp (0 when unknown), with uid sink-s3-<dir with '/' as '-'>. *out is that sink
+ * (an existing one of the uid is returned as it is, so several decoders can feed it), or NULL when
+ * --disableS3Sink names it. Returns 0, or -1 with err. */
+struct job_common_opts;
+int invalid_sink_op_add(rt_graph *g, const struct job_common_opts *c, const char *dir,
+                        const char *run_id, const char *task, rt_op **out, char *err,
+                        size_t errlen);
+
 /* Stats of a sink operator added by sink_op_add (for the run summary). */
 table_sink_stats sink_op_stats(rt_op *op);
 const char *sink_op_dir(rt_op *op);

@@ -45,6 +45,10 @@ typedef struct job_def {
 /* content-metrics (jobs/content/content_job.c). */
 extern const job_def content_job_def;
 
+/* For a job's graph builder: formats "<job>: <what>[: <the graph's first error>]" into err and
+ * returns -1. */
+int job_build_fail(rt_graph *g, const char *job, const char *what, char *err, size_t errlen);
+
 /* Every job, NULL-terminated. */
 extern const job_def *const job_defs[];
 

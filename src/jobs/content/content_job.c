@@ -119,9 +119,7 @@ typedef struct build {
 
 static int fail(build *b, const char *what)
 {
-    const char *why = rt_graph_error(b->g);
-    snprintf(b->err, b->errlen, "content-metrics: %s%s%s", what, *why ? ": " : "", why);
-    return -1;
+    return job_build_fail(b->g, "content-metrics", what, b->err, b->errlen);
 }
 
 static int connect(build *b, rt_op *from, int port, rt_op *to)
@@ -129,38 +127,11 @@ static int connect(build *b, rt_op *from, int port, rt_op *to)
     return rt_graph_connect(b->g, from, port, to, 0) ? fail(b, "connecting operators") : 0;
 }
 
-static int encode_invalid(void *ctx, const rt_record *rec, rt_buf *out, int64_t *pts)
-{
-    if (rec->type != REC_INVALID) return -1;
-    const job_invalid_record *r = rec->data;
-    *pts = r->timestamp >= 0 ? r->timestamp : 0;
-    return avro_table_encode_invalid(ctx, r, out);
-}
-
 /* The dead-letter table of both sources (created on first use; NULL when disabled). */
 static int invalid_sink(build *b, rt_op **out)
 {
-    static const char uid[] = "sink-s3-etl_side-content_metrics_invalid_record";
-    *out = rt_graph_find(b->g, uid);
-    if (*out || job_sink_disabled(b->c, uid)) return 0;
-    char path[4096];
-    const char *parts[] = {"etl_side/content_metrics_invalid_record"};
-    if (job_output_path(b->c, parts, 1, path, sizeof path)) return fail(b, "output path too long");
-    avro_table *t;
-    if (avro_table_new(NULL, "invalid_record", (size_t)b->c->maxRecordBytes, &t, b->err, b->errlen))
-        return -1;
-    sink_op_config sc = {
-        .dir = path, .run_id = b->run_id, .task = b->task,
-        .format = avro_table_format(t),
-        .encode = encode_invalid, .encode_ctx = t,
-        .encode_free = (void (*)(void *))avro_table_free,
-        .max_record_bytes = 2 * (size_t)b->c->maxRecordBytes,
-    };
-    if (sink_op_add(b->g, uid, &sc, out)) {
-        avro_table_free(t);
-        return fail(b, "adding the invalid-record sink");
-    }
-    return 0;
+    return invalid_sink_op_add(b->g, b->c, "etl_side/content_metrics_invalid_record", b->run_id,
+                               b->task, out, b->err, b->errlen);
 }
 
 static int add_source(build *b, const char *topic, const ProtobufCMessageDescriptor *desc,

@@ -506,9 +506,7 @@ typedef struct build {
 
 static int fail(build *b, const char *what)
 {
-    const char *why = rt_graph_error(b->g);
-    snprintf(b->err, b->errlen, "counter: %s%s%s", what, *why ? ": " : "", why);
-    return -1;
+    return job_build_fail(b->g, "counter", what, b->err, b->errlen);
 }
 
 static int connect(build *b, rt_op *from, int port, rt_op *to, int input)
@@ -516,41 +514,15 @@ static int connect(build *b, rt_op *from, int port, rt_op *to, int input)
     return rt_graph_connect(b->g, from, port, to, input) ? fail(b, "connecting operators") : 0;
 }
 
-static int encode_invalid(void *ctx, const rt_record *rec, rt_buf *out, int64_t *pts)
-{
-    const avenc_invalid_record *r = rec->data;
-    *pts = r->timestamp >= 0 ? r->timestamp : 0;
-    return avro_table_encode_invalid(ctx, r, out);
-}
-
+/* Undecodable input of both sources goes to counter-side/invalid-record. */
 static int add_invalid_sink(build *b, rt_op *decode, rt_op *decode_luu)
 {
-    const char *uid = "sink-s3-counter-side-invalid-record";
-    if (job_sink_disabled(b->c, uid) || (!b->c->logAvro && !b->c->logParquet)) return 0;
-    char path[4096];
-    const char *parts[] = {"counter-side/invalid-record"};
-    if (job_output_path(b->c, parts, 1, path, sizeof path)) {
-        snprintf(b->err, b->errlen, "counter: the output path is too long");
-        return -1;
-    }
-    avro_table *t;
-    if (avro_table_new(NULL, "invalid_record", (size_t)b->c->maxRecordBytes, &t, b->err, b->errlen))
-        return -1;
-    sink_op_config sc = {
-        .dir = path,
-        .run_id = b->run_id,
-        .task = b->task,
-        .format = avro_table_format(t),
-        .encode = encode_invalid,
-        .encode_ctx = t,
-        .encode_free = (void (*)(void *))avro_table_free,
-        .max_record_bytes = (size_t)b->c->maxRecordBytes,
-    };
+    if (!b->c->logAvro && !b->c->logParquet) return 0;
     rt_op *sink;
-    if (sink_op_add(b->g, uid, &sc, &sink)) {
-        avro_table_free(t);
-        return fail(b, "adding the invalid-record sink");
-    }
+    if (invalid_sink_op_add(b->g, b->c, "counter-side/invalid-record", b->run_id, b->task, &sink,
+                            b->err, b->errlen))
+        return -1;
+    if (!sink) return 0;
     return connect(b, decode, 1, sink, 0) || connect(b, decode_luu, 1, sink, 0) ? -1 : 0;
 }
 

@@ -169,11 +169,6 @@ static int flat_encode(void *ctx, const rt_record *rec, rt_buf *out, int64_t *pt
     switch (rec->type) {
     case REC_VALIDATION_ERROR: return error_rows_encode_validation(NULL, rec, out, pts);
     case REC_MISMATCH_ERROR: return error_rows_encode_mismatch(NULL, rec, out, pts);
-    case REC_INVALID: {
-        const job_invalid_record *r = rec->data;
-        *pts = r->timestamp >= 0 ? r->timestamp : 0;
-        return avro_table_encode_invalid(s->table, r, out);
-    }
     }
     *pts = s->kafka ? rec->ts : partition_ts(s, rec);
     const ProtobufCMessage *m;
@@ -238,9 +233,7 @@ typedef struct build {
 
 static int fail(build *b, const char *what)
 {
-    const char *why = rt_graph_error(b->g);
-    snprintf(b->err, b->errlen, "flat-output: %s%s%s", what, *why ? ": " : "", why);
-    return -1;
+    return job_build_fail(b->g, "flat-output", what, b->err, b->errlen);
 }
 
 static int connect(build *b, rt_op *from, int port, rt_op *to, int input)
@@ -404,8 +397,12 @@ static int flat_build(rt_graph *g, const job_common_opts *c, const void *opts, c
     rt_op *decode, *split;
     if (decode_op_add(g, uid, &dc, &decode)) return fail(b, uid);
     *root = decode;
-    if (add_table(b, decode, 1, "etl_side", "invalid_record", NULL, "invalid_record", PART_LOG_TIMESTAMP) ||
-        split_op_add(g, "split-log-request", &split) || connect(b, decode, 0, split, 0))
+    rt_op *inv = NULL;
+    if ((c->logAvro || c->logParquet) &&
+        invalid_sink_op_add(g, c, "etl_side/invalid_record", run_id, task, &inv, err, errlen))
+        return -1;
+    if ((inv && connect(b, decode, 1, inv, 0)) || split_op_add(g, "split-log-request", &split) ||
+        connect(b, decode, 0, split, 0))
         return -1;
 
     /* views */

@@ -286,11 +286,6 @@ static int encode_derived(avro_table *t, const rt_record *rec, rt_buf *out, int6
         *pts = r->event_api_timestamp;
         return avro_table_encode_response_insertion_ids(t, r, out);
     }
-    case REC_INVALID: {
-        const avenc_invalid_record *r = rec->data;
-        *pts = r->timestamp >= 0 ? r->timestamp : 0;
-        return avro_table_encode_invalid(t, r, out);
-    }
     }
     return -1;
 }
@@ -396,7 +391,11 @@ static int raw_build(rt_graph *g, const job_common_opts *c, const void *opts, co
         return -1;
     }
     *root = decode;
-    if (add_sink(&b, decode, 1, "raw-side/invalid-record", NULL, "invalid_record")) return -1;
+    rt_op *inv;
+    if (invalid_sink_op_add(g, c, "raw-side/invalid-record", run_id, task, &inv, err, errlen))
+        return -1;
+    if (inv && rt_graph_connect(g, decode, 1, inv, 0))
+        return job_build_fail(g, "raw-output", "connecting the invalid-record sink", err, errlen);
     if (split_op_add(g, "split-log-request", &split) || rt_graph_connect(g, decode, 0, split, 0)) {
         snprintf(err, errlen, "adding split-log-request failed");
         return -1;
