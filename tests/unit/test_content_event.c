@@ -20,6 +20,7 @@
 
 #include "jobs/common_ops.h"
 #include "jobs/content/content_event.h"
+#include "jobs/join/joined_filters.h"
 
 typedef struct got {
     cm_event e[8];
@@ -227,29 +228,29 @@ static void test_joined_platform_id_order(void **st)
     Delivery__Insertion ri = DELIVERY__INSERTION__INIT;
     Event__Impression im = EVENT__IMPRESSION__INIT;
     Event__Action a = EVENT__ACTION__INIT;
-    assert_int_equal(cm_joined_platform_id(&e), 0);
+    assert_int_equal(joined_event_platform_id(&e), 0);
     e.action = &a;
     a.platform_id = 7;
-    assert_int_equal(cm_joined_platform_id(&e), 7);
+    assert_int_equal(joined_event_platform_id(&e), 7);
     e.impression = &im;
     im.platform_id = 6;
-    assert_int_equal(cm_joined_platform_id(&e), 6);
+    assert_int_equal(joined_event_platform_id(&e), 6);
     e.response_insertion = &ri;
     ri.platform_id = 5;
-    assert_int_equal(cm_joined_platform_id(&e), 5);
+    assert_int_equal(joined_event_platform_id(&e), 5);
     e.request = &rq;
     rq.platform_id = 4;
-    assert_int_equal(cm_joined_platform_id(&e), 4);
+    assert_int_equal(joined_event_platform_id(&e), 4);
     e.view = &v;
     v.platform_id = 3;
-    assert_int_equal(cm_joined_platform_id(&e), 3);
+    assert_int_equal(joined_event_platform_id(&e), 3);
     e.user = &u;
     u.platform_id = 2;
-    assert_int_equal(cm_joined_platform_id(&e), 2);
+    assert_int_equal(joined_event_platform_id(&e), 2);
     e.ids = &ids; /* ids present but 0: the next one wins */
-    assert_int_equal(cm_joined_platform_id(&e), 2);
+    assert_int_equal(joined_event_platform_id(&e), 2);
     ids.platform_id = 1;
-    assert_int_equal(cm_joined_platform_id(&e), 1);
+    assert_int_equal(joined_event_platform_id(&e), 1);
 }
 
 /* Packs e and checks the wire reader against the decoded message. */

@@ -140,19 +140,6 @@ int cm_event_op_add(rt_graph *g, const char *uid, bool double_count, rt_op **out
 
 /* ---- joined events ---- */
 
-uint64_t cm_joined_platform_id(const Event__JoinedEvent *e)
-{
-    if (e->ids && e->ids->platform_id) return e->ids->platform_id;
-    if (e->user && e->user->platform_id) return e->user->platform_id;
-    if (e->view && e->view->platform_id) return e->view->platform_id;
-    if (e->request && e->request->platform_id) return e->request->platform_id;
-    if (e->response_insertion && e->response_insertion->platform_id)
-        return e->response_insertion->platform_id;
-    if (e->impression && e->impression->platform_id) return e->impression->platform_id;
-    if (e->action && e->action->platform_id) return e->action->platform_id;
-    return 0;
-}
-
 static int64_t lt(const Common__Timing *t)
 {
     return t ? (int64_t)t->log_timestamp : 0;

@@ -67,9 +67,7 @@ int cm_event_op_add(rt_graph *g, const char *uid, bool double_count, rt_op **out
 
 /* ---- joined events (FlatUtil, spec/other-jobs.md §B.3) ---- */
 
-/* getPlatformId: the first non-zero platform_id of ids, user, view, request, response_insertion,
- * impression, action; 0 when none. */
-uint64_t cm_joined_platform_id(const Event__JoinedEvent *e);
+/* getPlatformId of a joined event is joined_event_platform_id (jobs/join/joined_filters.h). */
 
 /* getLogTimestamp: the first non-zero timing.log_timestamp of the top-level timing, action,
  * impression, api_execution_insertion, response_insertion, request, view, session, user; 0 when

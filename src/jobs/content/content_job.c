@@ -26,6 +26,7 @@
 #include "jobs/avro_table.h"
 #include "jobs/common_ops.h"
 #include "jobs/content/content_event.h"
+#include "jobs/join/joined_filters.h"
 #include "jobs/content/content_flags.h"
 #include "jobs/content/content_output.h"
 #include "jobs/content/content_window.h"
@@ -91,7 +92,7 @@ static int key_action(const rt_record *rec, uint8_t *buf, size_t cap)
 static int key_joined_impression(const rt_record *rec, uint8_t *buf, size_t cap)
 {
     const Event__JoinedEvent *e = rec->data;
-    return job_key_platform_id(cm_joined_platform_id(e), e->ids ? e->ids->impression_id : NULL,
+    return job_key_platform_id(joined_event_platform_id(e), e->ids ? e->ids->impression_id : NULL,
                                buf, cap);
 }
 
