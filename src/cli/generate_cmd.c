@@ -4,8 +4,11 @@
  * Writes a record file (--output PATH): one frame per LogRequest, its timestamp the record's
  * simulated send time and its key the Event API's Kafka key (platform id, log_user_id).
  * --text prints the LogRequests in protobuf text format to stdout instead (blocks separated by
- * a blank line, the shape of the reference's golden dumps). --realTime paces the records by
- * the wall clock as the reference's sender does; without it the run goes as fast as it can.
+ * a blank line, the shape of the reference's golden dumps). --bootstrapServers ADDR also (or
+ * only) produces each record, with the same key and timestamp, to the LogRequest topic
+ * (--topic; by default the jobs' name for it) with an idempotent producer, and flushes at the
+ * end. --realTime paces the records by the wall clock as the reference's sender does; without
+ * it the run goes as fast as it can.
  *
  * The defaults are those of --profile (cli by default); --preset NAME selects one of the three
  * deterministic test presets. Explicit flags override the profile's values.
@@ -21,6 +24,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "connectors/kafka.h"
 #include "formats/pb_text.h"
 #include "formats/record_file.h"
 #include "generator/gen_options.h"
@@ -29,7 +33,8 @@
 #include "runtime/log.h"
 
 #define USAGE                                                                                      \
-    "logproc generate logs [--profile=cli|local|...] [--preset=NAME] --output PATH [flags]"
+    "logproc generate logs [--profile=cli|local|...] [--preset=NAME] --output PATH "               \
+    "[--bootstrapServers ADDR] [flags]"
 #define MAX_PROFILE_NAME 128
 
 typedef struct cli_opts {
@@ -42,6 +47,7 @@ typedef struct cli_opts {
     char *dataset;
     char *topic;
     char *compression;
+    char *kafka_topic;
 } cli_opts;
 
 static const flag_def cli_flags[] = {
@@ -62,14 +68,19 @@ static const flag_def cli_flags[] = {
      "pace the records by the wall clock: each is written when its simulated send time, "
      "counted from the start, has passed",
      0},
-    {"bootstrap.servers", "b", FLAG_STRING, "kafka:9092", offsetof(cli_opts, bootstrap_servers),
-     "Kafka bootstrap servers (Kafka output: use --output until it lands)", FLAG_PENDING},
+    {"bootstrapServers", "bootstrap.servers,b", FLAG_STRING, "",
+     offsetof(cli_opts, bootstrap_servers),
+     "Kafka bootstrap servers: also (or, without --output, only) produce every record to the "
+     "LogRequest topic; empty: no Kafka output",
+     0},
     {"metricsApiKafkaDataset", NULL, FLAG_STRING, "event", offsetof(cli_opts, dataset),
-     "middle part of the topic tracking.<dataset>.log-request", FLAG_PENDING},
+     "middle part of the topic tracking.<dataset>.log-request", 0},
     {"logRequestTopic", NULL, FLAG_STRING, "", offsetof(cli_opts, topic),
-     "overrides the LogRequest topic", FLAG_PENDING},
+     "overrides the LogRequest topic", 0},
+    {"topic", NULL, FLAG_STRING, "", offsetof(cli_opts, kafka_topic),
+     "Kafka topic to produce to (overrides --logRequestTopic and --metricsApiKafkaDataset)", 0},
     {"kafkaCompressionType", NULL, FLAG_STRING, "gzip", offsetof(cli_opts, compression),
-     "Kafka producer compression.type", FLAG_PENDING},
+     "Kafka producer compression.type", 0},
 };
 
 /* Finds --name=value or --name value in argv (the profile must be known before the tables
@@ -137,6 +148,8 @@ static int generate_logs(int argc, char **argv)
     int rc = 2;
     gen_logs *g = NULL;
     recfile_writer *w = NULL;
+    kafka_producer *kp = NULL;
+    char ktopic[512] = "";
     if (flags_parse(tables, 2, argc, argv, pos, 0, &npos, &help, err, sizeof err)) {
         fprintf(stderr, "logproc generate logs: %s\n", err);
         goto out;
@@ -146,9 +159,15 @@ static int generate_logs(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    if (!copts.text && !*copts.output) {
-        fprintf(stderr, "logproc generate logs: --output PATH is required (Kafka output has not "
-                        "landed yet), or --text for stdout\n");
+    bool to_kafka = *copts.bootstrap_servers != 0;
+    if (!copts.text && !*copts.output && !to_kafka) {
+        fprintf(stderr, "logproc generate logs: --output PATH or --bootstrapServers ADDR is "
+                        "required, or --text for stdout\n");
+        goto out;
+    }
+    if (copts.text && to_kafka) {
+        fprintf(stderr, "logproc generate logs: --text and --bootstrapServers exclude each "
+                        "other\n");
         goto out;
     }
     rc = 1;
@@ -157,13 +176,30 @@ static int generate_logs(int argc, char **argv)
         rc = 2; /* every failure here is an option out of range */
         goto out;
     }
-    if (!copts.text && recfile_writer_open(copts.output, &w, err, sizeof err)) {
+    if (!copts.text && *copts.output && recfile_writer_open(copts.output, &w, err, sizeof err)) {
         fprintf(stderr, "logproc generate logs: %s\n", err);
         goto out;
     }
+    if (to_kafka) {
+        if (*copts.kafka_topic)
+            snprintf(ktopic, sizeof ktopic, "%s", copts.kafka_topic);
+        else if (*copts.topic)
+            snprintf(ktopic, sizeof ktopic, "%s", copts.topic);
+        else
+            snprintf(ktopic, sizeof ktopic, "tracking.%s.log-request", copts.dataset);
+        kafka_producer_config kc = {.client = {.bootstrap = copts.bootstrap_servers},
+                                    .compression = copts.compression};
+        if (kafka_producer_new(&kc, &kp, err, sizeof err)) {
+            fprintf(stderr, "logproc generate logs: %s\n", err);
+            goto out;
+        }
+    }
     log_info("generate", "start profile=%s output=%s seed=%lld startTime=%lld realTime=%s", chosen,
-             copts.text ? "stdout" : copts.output, (long long)gopts.seed,
-             (long long)gopts.start_time, copts.real_time ? "true" : "false");
+             copts.text      ? "stdout"
+             : *copts.output ? copts.output
+                             : "-",
+             (long long)gopts.seed, (long long)gopts.start_time,
+             copts.real_time ? "true" : "false");
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -188,8 +224,13 @@ static int generate_logs(int argc, char **argv)
                 gen_logs_next_packed(g, &ts, &key, &key_len, &value, &value_len, err, sizeof err);
             if (more != 1) break;
             if (copts.real_time) sleep_until_ms(wall0 + (ts - gopts.start_time));
-            if (recfile_write(w, ts, key, key_len, value, value_len)) {
+            if (w && recfile_write(w, ts, key, key_len, value, value_len)) {
                 fprintf(stderr, "logproc generate logs: writing %s failed\n", copts.output);
+                goto out;
+            }
+            if (kp && kafka_producer_send(kp, ktopic, -1, ts, key, key_len, value, value_len, NULL,
+                                          err, sizeof err)) {
+                fprintf(stderr, "logproc generate logs: %s\n", err);
                 goto out;
             }
         }
@@ -206,8 +247,18 @@ static int generate_logs(int argc, char **argv)
             fprintf(stderr, "logproc generate logs: %s\n", err);
             goto out;
         }
-    } else if (fflush(stdout)) {
+    } else if (copts.text && fflush(stdout)) {
         goto out;
+    }
+    if (kp) {
+        if (kafka_producer_flush(kp, 60000, err, sizeof err)) {
+            fprintf(stderr, "logproc generate logs: %s\n", err);
+            goto out;
+        }
+        kafka_producer_stats ks = kafka_producer_get_stats(kp);
+        log_info("generate", "kafka bootstrap=%s topic=%s records=%llu delivered=%llu",
+                 copts.bootstrap_servers, ktopic, (unsigned long long)ks.records,
+                 (unsigned long long)ks.delivered);
     }
     double secs = seconds_since(&t0);
     gen_counts c;
@@ -229,6 +280,7 @@ static int generate_logs(int argc, char **argv)
     rc = 0;
 out:
     if (w) recfile_writer_close(w, err, sizeof err);
+    kafka_producer_free(kp);
     gen_logs_free(g);
     flags_free(tables, 2);
     return rc;

@@ -15,7 +15,11 @@
  * file that fails part way prints the records before the problem, then the error on stderr,
  * and exits 1.
  *
- * --raw: PATH holds one serialized message (a wire vector .pb); it prints as one JSON line. */
+ * --raw: PATH holds one serialized message (a wire vector .pb); it prints as one JSON line.
+ *
+ * kafka://TOPIC with --bootstrapServers ADDR: every record of every partition, from the earliest
+ * offset to the high watermark seen at the start, then exits; lines as for a record file plus
+ * "partition" (partition by partition, in offset order). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,17 +39,21 @@
 #include "formats/pb_json.h"
 #include "formats/pb_util.h"
 #include "formats/record_file.h"
+#include "connectors/kafka.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "logproc/private.pb-c.h"
 #include "runtime/flags.h"
 
-#define USAGE "logproc inspect PATH [--type=event.LogRequest] [--maxRecordBytes=N] [--raw]"
+#define USAGE                                                                                      \
+    "logproc inspect PATH|kafka://TOPIC [--type=event.LogRequest] [--maxRecordBytes=N] [--raw] "   \
+    "[--bootstrapServers=ADDR]"
 #define MAX_TYPES 512 /* message types reachable from the roots; far above the schema's ~60 */
 
 typedef struct inspect_opts {
     char *type;
     int64_t maxRecordBytes;
     bool raw;
+    char *bootstrap;
 } inspect_opts;
 
 static inspect_opts opts;
@@ -60,6 +68,8 @@ static const flag_def inspect_flags[] = {
      0},
     {"raw", NULL, FLAG_BOOL, NULL, offsetof(inspect_opts, raw),
      "PATH is one serialized message (a .pb file), not a record file", 0},
+    {"bootstrapServers", "bootstrap.servers,b", FLAG_STRING, "", offsetof(inspect_opts, bootstrap),
+     "Kafka bootstrap servers, for a kafka://TOPIC input", 0},
 };
 
 /* ---- message types ---- */
@@ -220,7 +230,33 @@ static char *value_json(const ProtobufCMessageDescriptor *d, const uint8_t *p, s
     return json;
 }
 
-/* ---- the three inputs ---- */
+/* ---- the inputs ---- */
+
+/* The rest of a good record's line, after its opening and position fields: timestamp, key and
+ * value (or the value's error and raw bytes). Returns 1 when the value is bad, else 0. */
+static int print_good(FILE *out, const ProtobufCMessageDescriptor *d, int64_t ts,
+                      const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)
+{
+    char err[512];
+    int bad = 0;
+    fprintf(out, "\"timestamp\":%lld,\"key\":", (long long)ts);
+    put_key(out, key, key_len);
+    size_t jlen = 0;
+    char *json = value_json(d, value, value_len, &jlen, err, sizeof err);
+    if (json != NULL) {
+        fputs(",\"value\":", out);
+        fwrite(json, 1, jlen, out);
+        free(json);
+    } else {
+        bad = 1;
+        fputs(",\"error\":", out);
+        put_json_string(out, (const uint8_t *)err, strlen(err));
+        fputs(",\"raw\":", out);
+        put_base64(out, value, value_len);
+    }
+    fputs("}\n", out);
+    return bad;
+}
 
 static int inspect_records(const char *path, const ProtobufCMessageDescriptor *d, size_t max,
                            FILE *out)
@@ -246,25 +282,73 @@ static int inspect_records(const char *path, const ProtobufCMessageDescriptor *d
             fputs("}\n", out);
             continue;
         }
-        fprintf(out, "{\"offset\":%llu,\"timestamp\":%lld,\"key\":", (unsigned long long)rec.offset,
-                (long long)rec.ts_ms);
-        put_key(out, rec.key, rec.key_len);
-        size_t jlen = 0;
-        char *json = value_json(d, rec.value, rec.value_len, &jlen, err, sizeof err);
-        if (json != NULL) {
-            fputs(",\"value\":", out);
-            fwrite(json, 1, jlen, out);
-            free(json);
-        } else {
-            any_bad = 1;
-            fputs(",\"error\":", out);
-            put_json_string(out, (const uint8_t *)err, strlen(err));
-            fputs(",\"raw\":", out);
-            put_base64(out, rec.value, rec.value_len);
-        }
-        fputs("}\n", out);
+        fprintf(out, "{\"offset\":%llu,", (unsigned long long)rec.offset);
+        any_bad |= print_good(out, d, rec.ts_ms, rec.key, rec.key_len, rec.value, rec.value_len);
     }
     recfile_reader_close(r);
+    return any_bad;
+}
+
+/* A Kafka topic from its earliest offsets to the high watermarks seen at the start. */
+static int inspect_kafka(const char *topic, const ProtobufCMessageDescriptor *d, size_t max,
+                         FILE *out)
+{
+    char err[1024];
+    if (!*opts.bootstrap) {
+        fprintf(stderr, "logproc inspect: kafka://%s needs --bootstrapServers\n", topic);
+        return 2;
+    }
+    kafka_consumer_config cfg = {
+        .client = {.bootstrap = opts.bootstrap},
+        .group_id = "logproc-inspect",
+        .topics = &topic,
+        .ntopics = 1,
+        .start = KAFKA_START_EARLIEST,
+        .stop_at_end = 1,
+        .max_record_bytes = max,
+    };
+    kafka_consumer *c = NULL;
+    int32_t nparts = 0;
+    if (kafka_topic_partitions(&cfg.client, topic, &nparts, err, sizeof err) ||
+        kafka_consumer_new(&cfg, NULL, &c, err, sizeof err)) {
+        fprintf(stderr, "logproc inspect: %s\n", err);
+        return 1;
+    }
+    int any_bad = 0;
+    for (int32_t p = 0; p < nparts; p++) {
+        rt_source *src = NULL;
+        if (kafka_source_new(c, topic, p, &src, err, sizeof err)) {
+            fprintf(stderr, "logproc inspect: %s\n", err);
+            any_bad = 1;
+            break;
+        }
+        rt_source_record r;
+        int rc;
+        while ((rc = src->next(src, &r, err, sizeof err)) != RT_SOURCE_END) {
+            if (rc == RT_SOURCE_IDLE) {
+                if (kafka_consumer_poll(c, 10, err, sizeof err) == 0) continue;
+                rc = -1;
+            }
+            if (rc < 0) {
+                fprintf(stderr, "logproc inspect: %s\n", err);
+                any_bad = 1;
+                break;
+            }
+            fprintf(out, "{\"partition\":%d,\"offset\":%lld,", (int)p, (long long)r.offset);
+            if (rc == RT_SOURCE_BAD) {
+                any_bad = 1;
+                fprintf(out, "\"length\":%zu,\"timestamp\":%lld,\"error\":", r.raw_length,
+                        (long long)r.ts);
+                put_json_string(out, (const uint8_t *)r.error, strlen(r.error));
+                fputs("}\n", out);
+                continue;
+            }
+            any_bad |= print_good(out, d, r.ts, r.key, r.key_len, r.value, r.value_len);
+        }
+        kafka_source_free(src);
+        if (rc != RT_SOURCE_END) break;
+    }
+    kafka_consumer_free(c);
     return any_bad;
 }
 
@@ -397,14 +481,10 @@ int cli_inspect(int argc, char **argv)
         goto out;
     }
     const char *path = pos[0];
-    if (!strncmp(path, "kafka://", 8)) {
-        fprintf(stderr, "logproc inspect: %s: Kafka sources arrive with the Kafka connector\n",
-                path);
-        status = 1;
-        goto out;
-    }
     size_t max = (size_t)opts.maxRecordBytes;
-    if (opts.raw) {
+    if (!strncmp(path, "kafka://", 8)) {
+        status = inspect_kafka(path + 8, d, max, stdout);
+    } else if (opts.raw) {
         status = inspect_raw(path, d, max, stdout);
     } else {
         const char *kind = detect(path);
