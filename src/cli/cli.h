@@ -7,5 +7,7 @@
 int cli_run(int argc, char **argv);      /* logproc run JOB [flags]        (run_cmd.c) */
 int cli_generate(int argc, char **argv); /* logproc generate logs|content  (generate_cmd.c) */
 int cli_inspect(int argc, char **argv);  /* logproc inspect PATH           (inspect_cmd.c) */
+int cli_store(int argc, char **argv);    /* logproc store put|get|ls|...   (store_cmd.c) */
+int cli_kafka_local(int argc, char **argv); /* logproc kafka-local     (kafka_local_cmd.c) */
 
 #endif
