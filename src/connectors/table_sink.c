@@ -195,12 +195,21 @@ int table_sink_write(table_sink *s, int64_t ts_ms, const void *bytes, size_t len
     return 0;
 }
 
-static int publish(const char *tmp, const char *final, char *err, size_t errlen)
+/* replaying: the part comes from a restored checkpoint and may have been published before the
+ * crash (then the final name exists, and the hidden one may still be there). */
+static int publish(const char *tmp, const char *final, int replaying, char *err, size_t errlen)
 {
     /* link + unlink: fails with EEXIST instead of replacing a published part */
     if (link(tmp, final)) {
+        int e = errno;
+        if (replaying && (e == EEXIST || e == ENOENT) && access(final, F_OK) == 0) {
+            unlink(tmp);
+            return 0;
+        }
         snprintf(err, errlen, "publishing %s: %s", final,
-                 errno == EEXIST ? "already published (refusing to overwrite)" : strerror(errno));
+                 e == EEXIST ? "already published (refusing to overwrite)"
+                 : e == ENOENT ? "its pending part is gone (deleted outside logproc?)"
+                               : strerror(e));
         return -1;
     }
     unlink(tmp);
@@ -221,15 +230,13 @@ static void remember(table_sink *s, const char *final)
     if (rel) s->published[s->npublished++] = rel;
 }
 
-int table_sink_commit(table_sink *s, char *err, size_t errlen)
+static int publish_pending(table_sink *s, int replaying, char *err, size_t errlen)
 {
-    while (s->nopen)
-        if (close_open(s, s->nopen - 1, err, errlen)) return -1;
     size_t done = 0;
     int rc = 0;
     for (; done < s->npending; done++) {
         pending_part *p = &s->pending[done];
-        if (publish(p->tmp, p->final, err, errlen)) {
+        if (publish(p->tmp, p->final, replaying, err, errlen)) {
             rc = -1;
             break;
         }
@@ -243,11 +250,76 @@ int table_sink_commit(table_sink *s, char *err, size_t errlen)
     if (done && done < s->npending)
         memmove(s->pending, s->pending + done, (s->npending - done) * sizeof *s->pending);
     s->npending -= done;
-    if (rc) return rc;
+    return rc;
+}
+
+int table_sink_precommit(table_sink *s, char *err, size_t errlen)
+{
+    while (s->nopen)
+        if (close_open(s, s->nopen - 1, err, errlen)) return -1;
     s->commit++;
     s->seq = 0;
     s->stats.commits++;
     return 0;
+}
+
+int table_sink_publish(table_sink *s, char *err, size_t errlen)
+{
+    return publish_pending(s, 0, err, errlen);
+}
+
+int table_sink_commit(table_sink *s, char *err, size_t errlen)
+{
+    if (table_sink_precommit(s, err, errlen)) return -1;
+    return publish_pending(s, 0, err, errlen);
+}
+
+#define SNAP_VERSION 1
+
+int table_sink_snapshot(const table_sink *s, rt_buf *out)
+{
+    if (rt_buf_put_u32(out, SNAP_VERSION) < 0 || rt_buf_put_u64(out, s->commit) < 0 ||
+        rt_buf_put_u32(out, (uint32_t)s->npending) < 0)
+        return -1;
+    for (size_t i = 0; i < s->npending; i++)
+        if (rt_buf_put_str(out, s->pending[i].tmp) < 0 || rt_buf_put_str(out, s->pending[i].final) < 0)
+            return -1;
+    return 0;
+}
+
+static char *read_path(rt_buf_reader *r)
+{
+    const uint8_t *p;
+    size_t n;
+    if (rt_buf_read_bytes(r, &p, &n) < 0 || n >= PATH_CAP) return NULL;
+    return strndup((const char *)p, n);
+}
+
+int table_sink_restore(table_sink *s, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    rt_buf_reader r;
+    rt_buf_reader_init(&r, bytes, len);
+    uint32_t v, n;
+    uint64_t commit;
+    if (rt_buf_read_u32(&r, &v) < 0 || v != SNAP_VERSION || rt_buf_read_u64(&r, &commit) < 0 ||
+        rt_buf_read_u32(&r, &n) < 0) {
+        snprintf(err, errlen, "table %s: bad or truncated sink snapshot", s->dir);
+        return -1;
+    }
+    s->commit = commit;
+    s->seq = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char *tmp = read_path(&r), *final = read_path(&r);
+        if (!tmp || !final || add_pending(s, tmp, final)) {
+            free(tmp);
+            free(final);
+            snprintf(err, errlen, "table %s: truncated sink snapshot (pending part %u)", s->dir, i);
+            return -1;
+        }
+    }
+    /* the checkpoint is durable: what it left pending is published now (again, if the crash
+     * came after some were) */
+    return publish_pending(s, 1, err, errlen);
 }
 
 void table_sink_each_published(const table_sink *s, void (*fn)(void *arg, const char *relpath),

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/buf.h"
+
 typedef struct table_format {
     /* Creates the file at path and returns its writer in *part. */
     int (*open_part)(void *ctx, const char *path, void **part, char *err, size_t errlen);
@@ -63,6 +65,17 @@ int table_sink_write(table_sink *s, int64_t ts_ms, const void *bytes, size_t len
  * that name exists), then starts the next commit number. Returns 0 or -1 with err (parts not yet
  * published stay pending and are retried by the next commit). */
 int table_sink_commit(table_sink *s, char *err, size_t errlen);
+
+/* Two-phase commits (checkpoints). precommit closes every open part into the pending list and
+ * starts the next commit number (new parts get it); the checkpoint then records the pending list
+ * (table_sink_snapshot); publish renames the pending parts once the checkpoint is durable.
+ * table_sink_restore reads a snapshot into a fresh sink: the commit number, and the parts it
+ * left pending, which it publishes at once (a part already published before a crash is no
+ * error). Return 0 or -1 with err. */
+int table_sink_precommit(table_sink *s, char *err, size_t errlen);
+int table_sink_publish(table_sink *s, char *err, size_t errlen);
+int table_sink_snapshot(const table_sink *s, rt_buf *out);
+int table_sink_restore(table_sink *s, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 /* Calls fn for each part published so far, oldest first (path relative to cfg->dir). */
 void table_sink_each_published(const table_sink *s, void (*fn)(void *arg, const char *relpath),

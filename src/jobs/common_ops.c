@@ -198,6 +198,7 @@ typedef struct sink_op {
     char *dir;
     table_sink *sink;
     rt_buf buf;
+    int finished;
     char err[512];
 } sink_op;
 
@@ -227,10 +228,41 @@ static int sink_process(rt_op *op, int input, const rt_record *rec)
     return 0;
 }
 
+/* Without checkpoints the end of input publishes; with them it leaves the last parts pending
+ * for the final checkpoint, which publishes them when it is durable. */
 static int sink_finish(rt_op *op)
 {
     sink_op *s = rt_op_self(op);
-    if (table_sink_commit(s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
+    s->finished = 1;
+    int rc = rt_graph_checkpointing(rt_op_graph(op))
+                 ? table_sink_precommit(s->sink, s->err, sizeof s->err)
+                 : table_sink_commit(s->sink, s->err, sizeof s->err);
+    return rc ? rt_op_fail(op, "%s", s->err) : 0;
+}
+
+/* A checkpoint: close the epoch's parts (pending) and record them. After finish they are
+ * already closed; precommit again would only start an empty commit. */
+static int sink_snapshot(rt_op *op, rt_buf *out)
+{
+    sink_op *s = rt_op_self(op);
+    if (!s->finished && table_sink_precommit(s->sink, s->err, sizeof s->err))
+        return rt_op_fail(op, "%s", s->err);
+    return table_sink_snapshot(s->sink, out);
+}
+
+static int sink_restore(rt_op *op, const uint8_t *bytes, size_t len)
+{
+    sink_op *s = rt_op_self(op);
+    if (table_sink_restore(s->sink, bytes, len, s->err, sizeof s->err))
+        return rt_op_fail(op, "%s", s->err);
+    return 0;
+}
+
+static int sink_checkpoint_complete(rt_op *op, int64_t id)
+{
+    (void)id;
+    sink_op *s = rt_op_self(op);
+    if (table_sink_publish(s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
     return 0;
 }
 
@@ -246,7 +278,9 @@ static void sink_close(rt_op *op)
 }
 
 static const rt_op_vtbl sink_vtbl = {
-    .open = sink_open, .process = sink_process, .finish = sink_finish, .close = sink_close,
+    .open = sink_open, .process = sink_process, .finish = sink_finish,
+    .snapshot = sink_snapshot, .restore = sink_restore,
+    .checkpoint_complete = sink_checkpoint_complete, .close = sink_close,
 };
 
 int sink_op_add(rt_graph *g, const char *uid, const sink_op_config *cfg, rt_op **out)

@@ -26,6 +26,10 @@ typedef struct job_input {
 typedef struct job_def {
     const char *name; /* "raw-output" */
     const char *help; /* one line */
+    /* 1: the job's aggregates are not keyed by the users its input partitions hold (counter,
+     * content-metrics), so one task reads every partition of its inputs; 0: one task per
+     * partition (or file). */
+    int one_task;
     /* The job's own flag table, bound to a freshly allocated options struct (*opts, freed by
      * free_opts after flags_free). */
     int (*new_opts)(void **opts, flag_table *table);

@@ -38,6 +38,9 @@ typedef struct job_common_opts {
     int64_t startFromTimestamp;
     int64_t endAtTimestamp;
     char *kafkaCompressionType;
+    flag_list kafkaProperty;
+    bool endAtLatest;
+    bool kafkaGroup;
     char *maxPollRecords;
     char *kafkaSourceUidPrefix;
     int64_t partitionDiscoveryInterval;
@@ -61,6 +64,10 @@ typedef struct job_common_opts {
     char *logLevel;
     int64_t metricsLogInterval;
     char *runId;
+    char *checkpointDir;
+    char *fromSavepoint;
+    char *savepointDir;
+    char *controlDir;
     bool drain;
 } job_common_opts;
 

@@ -1,18 +1,26 @@
-/* `logproc run JOB`: parse the flags, build one task per input, run them on the worker pool,
- * print what each table received. */
+/* `logproc run JOB`: parse the flags, build the tasks (one per input file or Kafka partition,
+ * or one for every input of a job whose aggregates are not keyed by user), restore them from
+ * their checkpoints, run them on the worker pool, serve control requests and Kafka group
+ * rebalances, and print what each output received. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "connectors/kafka.h"
 #include "formats/record_file.h"
 #include "jobs/common_ops.h"
 #include "jobs/job.h"
+#include "jobs/job_checkpoint.h"
+#include "jobs/job_control.h"
+#include "jobs/topic_sink.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 #include "runtime/metrics.h"
@@ -20,6 +28,9 @@
 #include "runtime/task.h"
 
 #define MAX_TASKS 1024
+#define MAX_TOTALS 512
+#define CONTROL_POLL_MS 50
+#define SAVEPOINT_TIMEOUT_MS 600000
 
 /* ---- record-file source ---- */
 
@@ -31,6 +42,7 @@ typedef struct file_source {
 
 static int file_next(rt_source *src, rt_source_record *out, char *err, size_t errlen)
 {
+    (void)err, (void)errlen;
     file_source *fs = src->self;
     recfile_record rec;
     recfile_bad bad;
@@ -61,52 +73,117 @@ static int file_next(rt_source *src, rt_source_record *out, char *err, size_t er
     }
 }
 
-/* ---- summary ---- */
-
-typedef struct table_total {
-    const char *dir;
-    uint64_t records, parts, bytes;
-} table_total;
-
-static void print_summary(FILE *out, const char *job, const char *run_id, rt_task **tasks,
-                          size_t ntasks)
+static int64_t file_position(const rt_source *src)
 {
-    table_total totals[256];
-    size_t nt = 0;
-    for (size_t t = 0; t < ntasks; t++) {
-        rt_graph *g = rt_task_graph(tasks[t]);
-        for (size_t i = 0; i < rt_graph_op_count(g); i++) {
-            rt_op *op = rt_graph_op_at(g, i);
-            if (strcmp(rt_op_name(op), SINK_OP_NAME)) continue;
-            const char *dir = sink_op_dir(op);
+    const file_source *fs = src->self;
+    return (int64_t)recfile_reader_position(fs->r);
+}
+
+/* Opens path as a finite record-file source. Returns 0 or -1 with err naming the flag. */
+static int file_source_open(file_source *fs, const char *flag, const char *path,
+                            const job_common_opts *c,
+                            int64_t (*assign_ts)(const uint8_t *, size_t, int64_t), char *err,
+                            size_t errlen)
+{
+    memset(fs, 0, sizeof *fs);
+    char why[900];
+    if (recfile_reader_open(path, (size_t)c->maxRecordBytes, &fs->r, why, sizeof why)) {
+        snprintf(err, errlen, "--%s %s: %s", flag, path, why);
+        return -1;
+    }
+    fs->src.name = path;
+    fs->src.partition = -1;
+    fs->src.finite = 1;
+    fs->src.self = fs;
+    fs->src.next = file_next;
+    fs->src.position = file_position;
+    fs->assign_ts = assign_ts;
+    return 0;
+}
+
+/* ---- output totals (the run summary) ---- */
+
+typedef struct out_total {
+    char name[1024];
+    int kafka;
+    uint64_t records, parts, bytes;
+    uint64_t txn_begin, txn_commit, txn_abort;
+} out_total;
+
+typedef struct totals {
+    out_total t[MAX_TOTALS];
+    size_t n;
+} totals;
+
+static out_total *total_of(totals *tt, const char *name, int kafka)
+{
+    for (size_t k = 0; k < tt->n; k++)
+        if (tt->t[k].kafka == kafka && !strcmp(tt->t[k].name, name)) return &tt->t[k];
+    if (tt->n == MAX_TOTALS) return NULL;
+    out_total *o = &tt->t[tt->n++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->kafka = kafka;
+    return o;
+}
+
+/* Adds a task's sinks to the totals (before the task is freed). */
+static void collect_totals(totals *tt, rt_task *t)
+{
+    rt_graph *g = rt_task_graph(t);
+    for (size_t i = 0; i < rt_graph_op_count(g); i++) {
+        rt_op *op = rt_graph_op_at(g, i);
+        if (!strcmp(rt_op_name(op), SINK_OP_NAME)) {
             table_sink_stats st = sink_op_stats(op);
-            size_t k = 0;
-            while (k < nt && strcmp(totals[k].dir, dir)) k++;
-            if (k == nt) {
-                if (nt == sizeof totals / sizeof totals[0]) continue;
-                totals[nt++] = (table_total){dir, 0, 0, 0};
-            }
-            totals[k].records += st.records;
-            totals[k].parts += st.parts_published;
-            totals[k].bytes += st.bytes_published;
+            out_total *o = total_of(tt, sink_op_dir(op), 0);
+            if (!o) continue;
+            o->records += st.records;
+            o->parts += st.parts_published;
+            o->bytes += st.bytes_published;
+        } else if (!strcmp(rt_op_name(op), TOPIC_SINK_OP_NAME)) {
+            topic_sink_stats st = topic_sink_op_stats(op);
+            out_total *o = total_of(tt, topic_sink_op_topic(op), 1);
+            if (!o) continue;
+            o->records += st.records;
+            o->txn_begin += st.txn_begin;
+            o->txn_commit += st.txn_commit;
+            o->txn_abort += st.txn_abort;
         }
     }
+}
+
+static void print_summary(FILE *out, const char *job, const char *run_id, size_t ntasks,
+                          const totals *tt)
+{
     fprintf(out, "%s: run %s, %zu task(s)\n", job, run_id, ntasks);
     fprintf(out, "  %-12s %6s %12s  %s\n", "records", "parts", "bytes", "table");
     size_t empty = 0;
-    for (size_t k = 0; k < nt; k++) {
-        if (!totals[k].records) {
+    for (size_t k = 0; k < tt->n; k++) {
+        const out_total *o = &tt->t[k];
+        if (o->kafka) continue;
+        if (!o->records) {
             empty++;
             continue;
         }
-        fprintf(out, "  %-12" PRIu64 " %6" PRIu64 " %12" PRIu64 "  %s\n", totals[k].records,
-                totals[k].parts, totals[k].bytes, totals[k].dir);
+        fprintf(out, "  %-12" PRIu64 " %6" PRIu64 " %12" PRIu64 "  %s\n", o->records, o->parts,
+                o->bytes, o->name);
     }
     if (empty) {
         fprintf(out, "  (no records:");
-        for (size_t k = 0; k < nt; k++)
-            if (!totals[k].records) fprintf(out, " %s", strrchr(totals[k].dir, '/') + 1);
+        for (size_t k = 0; k < tt->n; k++)
+            if (!tt->t[k].kafka && !tt->t[k].records) {
+                const char *slash = strrchr(tt->t[k].name, '/');
+                fprintf(out, " %s", slash ? slash + 1 : tt->t[k].name);
+            }
         fprintf(out, ")\n");
+    }
+    for (size_t k = 0; k < tt->n; k++) {
+        const out_total *o = &tt->t[k];
+        if (!o->kafka) continue;
+        fprintf(out,
+                "  kafka %-12" PRIu64 " txn begin=%" PRIu64 " commit=%" PRIu64 " abort=%" PRIu64
+                "  %s\n",
+                o->records, o->txn_begin, o->txn_commit, o->txn_abort, o->name);
     }
 }
 
@@ -155,7 +232,8 @@ static void *metrics_logger_main(void *arg)
         until.tv_nsec += (ml->interval_ms % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
         if (pthread_cond_timedwait(&ml->cv, &ml->mu, &until) != ETIMEDOUT) continue;
-        log_metrics(ml->m, have_prev ? &prev : NULL, &cur, "numRecordsOut,numInvalid,stateBytes");
+        log_metrics(ml->m, have_prev ? &prev : NULL, &cur,
+                    "numRecordsOut,numInvalid,stateBytes,lastCheckpoint");
         if (have_prev) rt_metrics_snap_free(&prev);
         prev = cur;
         have_prev = 1;
@@ -163,27 +241,6 @@ static void *metrics_logger_main(void *arg)
     pthread_mutex_unlock(&ml->mu);
     if (have_prev) rt_metrics_snap_free(&prev);
     return NULL;
-}
-
-/* Opens path as a finite record-file source. Returns 0 or -1 with err naming the flag. */
-static int file_source_open(file_source *fs, const char *flag, const char *path,
-                            const job_common_opts *c,
-                            int64_t (*assign_ts)(const uint8_t *, size_t, int64_t), char *err,
-                            size_t errlen)
-{
-    memset(fs, 0, sizeof *fs);
-    char why[900];
-    if (recfile_reader_open(path, (size_t)c->maxRecordBytes, &fs->r, why, sizeof why)) {
-        snprintf(err, errlen, "--%s %s: %s", flag, path, why);
-        return -1;
-    }
-    fs->src.name = path;
-    fs->src.partition = -1;
-    fs->src.finite = 1;
-    fs->src.self = fs;
-    fs->src.next = file_next;
-    fs->assign_ts = assign_ts;
-    return 0;
 }
 
 static void random_run_id(char out[9])
@@ -195,32 +252,756 @@ static void random_run_id(char out[9])
     snprintf(out, 9, "%08" PRIx32, v);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ============================== the driver ============================== */
+
+/* A source of a task being built, and which root it feeds. */
+typedef struct tinput {
+    rt_source *src;
+    int second; /* feeds the job's second input (job_input) */
+} tinput;
+
+typedef struct dtask {
+    rt_task *t;
+    jckpt_ctx *ck;
+    rt_source **ksrc; /* Kafka sources (freed with kafka_source_free) */
+    size_t nksrc;
+    char label[300];
+} dtask;
+
+/* A Kafka partition assigned to this process, with its checkpoint loaded at assignment. */
+typedef struct apart {
+    char topic[256];
+    int32_t partition;
+} apart;
+
+typedef struct preload {
+    char label[300];
+    jckpt_ctx *ck;
+    jckpt_loaded l;
+    int have;
+} preload;
+
+typedef struct driver {
+    const job_def *def;
+    job_common_opts *c;
+    void *jopts;
+    char run_id[9];
+    rt_metrics *metrics;
+    rt_mem *mem;
+    int checkpointing;
+    char ckstore[4096];
+    objstore_config oscfg;
+    int two;
+    job_input in2;
+    /* file mode */
+    file_source *files;
+    size_t nfiles;
+    /* Kafka mode */
+    int kafka;
+    kafka_consumer *kc;
+    char topics[2][512];
+    size_t ntopics;
+    const char *topic_ptrs[2];
+    apart *assigned;
+    size_t nassigned;
+    int assignment_changed;
+    preload *pre;
+    size_t npre;
+    /* tasks of the current generation */
+    dtask tasks[MAX_TASKS];
+    size_t ntasks;
+    size_t tasks_ever;
+    totals tot;
+    /* pool thread */
+    rt_pool *pool;
+    pthread_t pool_th;
+    int pool_running;
+    _Atomic int pool_finished;
+    int pool_rc;
+    char pool_err[1024];
+    /* control */
+    jctl *ctl;
+    jckpt_savepoint *sp;
+    int sp_then_stop;
+    int stop_requested;
+    int failed;
+    char err[2048];
+} driver;
+
+static int dfail(driver *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int dfail(driver *d, const char *fmt, ...)
+{
+    if (!d->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->err, sizeof d->err, fmt, ap);
+        va_end(ap);
+        d->failed = 1;
+    }
+    return -1;
+}
+
+static void task_label_kafka(const char *topic, int32_t partition, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s-%" PRId32, topic, partition);
+}
+
+/* Loads a task's checkpoint (the savepoint's, or the newest in the store). Returns 1, 0 or -1. */
+static int load_for(driver *d, jckpt_ctx *ck, const char *label, jckpt_loaded *l)
+{
+    char err[1500];
+    jckpt_loaded latest;
+    int r = jckpt_load_latest(ck, &latest, err, sizeof err);
+    if (r < 0) return dfail(d, "%s", err);
+    if (!d->c->fromSavepoint) {
+        *l = latest;
+        return r;
+    }
+    if (r == 1) jckpt_loaded_free(&latest);
+    r = jckpt_load_savepoint(d->c->fromSavepoint, &d->oscfg, label, l, err, sizeof err);
+    if (r < 0) return dfail(d, "%s", err);
+    if (r == 1) {
+        /* continue ids after both the savepoint's and whatever the store already holds */
+        (void)0;
+    }
+    return r;
+}
+
+/* Creates the checkpoint context of a task and loads its checkpoint. */
+static int open_ckpt(driver *d, const char *label, jckpt_ctx **ck, jckpt_loaded *l, int *have)
+{
+    *ck = NULL;
+    *have = 0;
+    memset(l, 0, sizeof *l);
+    if (!d->checkpointing) return 0;
+    char err[1500];
+    if (jckpt_ctx_new(d->ckstore, &d->oscfg, d->def->name, d->run_id, label, ck, err, sizeof err))
+        return dfail(d, "%s", err);
+    int r = load_for(d, *ck, label, l);
+    if (r < 0) {
+        jckpt_ctx_free(*ck);
+        *ck = NULL;
+        return -1;
+    }
+    *have = r;
+    if (r == 1) {
+        log_info(d->def->name, "restoring task=%s from=%s checkpoint=%" PRId64 " run=%s%s", label,
+                 l->from, l->h.id, l->h.run_id, l->h.flags & CKPT_FINAL ? " final=true" : "");
+    }
+    return 0;
+}
+
+/* Builds, opens and restores one task over inputs (already positioned). Takes ck and l. */
+static int build_task(driver *d, const char *label, const tinput *in, size_t nin, jckpt_ctx *ck,
+                      jckpt_loaded *l, int have, rt_source **ksrc, size_t nksrc)
+{
+    if (d->ntasks == MAX_TASKS) {
+        jckpt_ctx_free(ck);
+        if (have) jckpt_loaded_free(l);
+        return dfail(d, "over the limit of %d tasks in one process", MAX_TASKS);
+    }
+    dtask *dt = &d->tasks[d->ntasks];
+    memset(dt, 0, sizeof *dt);
+    snprintf(dt->label, sizeof dt->label, "%s", label);
+    dt->ck = ck;
+    dt->ksrc = ksrc;
+    dt->nksrc = nksrc;
+    char err[2048];
+    const char *run_id = have ? l->h.run_id : d->run_id;
+    job_common_opts *c = d->c;
+    rt_task_config tc = {
+        .label = label,
+        .metrics = d->metrics,
+        .mem = d->mem,
+        .wm = {.max_out_of_orderness = c->maxLogRequestOutOfOrderness},
+        /* the watermark follows every record (spec flat-output §8.1): outputs do not depend on
+         * how records are batched */
+        .watermark_every = 1,
+        .no_drain = !c->drain,
+    };
+    if (c->procAndEventWatermarkGenerator) {
+        tc.wm.idleness = c->watermarkIdleness;
+        tc.wm.idle_trailing = c->watermarkIdlenessProcessingTimeTrailingDuration;
+    }
+    int rc = -1;
+    if (rt_task_new(&tc, &dt->t, err, sizeof err)) {
+        dfail(d, "%s", err);
+        goto out;
+    }
+    d->ntasks++;
+    d->tasks_ever++;
+    if (d->checkpointing) rt_task_set_checkpointing(dt->t, c->checkpointInterval, jckpt_hook, ck);
+    rt_op *root;
+    if (d->def->build(rt_task_graph(dt->t), c, d->jopts, run_id, label, &root, err, sizeof err)) {
+        dfail(d, "%s", err);
+        goto out;
+    }
+    rt_op *root2 = d->two ? rt_graph_find(rt_task_graph(dt->t), d->in2.root_uid) : NULL;
+    rt_wmgen_config wm2 = {.max_out_of_orderness = d->two ? d->in2.max_out_of_orderness : 0};
+    for (size_t k = 0; k < nin; k++) {
+        if (in[k].second && !root2) {
+            dfail(d, "no operator %s for --%s", d->in2.root_uid, d->in2.flag);
+            goto out;
+        }
+        if (rt_task_add_source(dt->t, in[k].src, in[k].second ? &wm2 : &tc.wm,
+                               in[k].second ? root2 : root, 0, err, sizeof err)) {
+            dfail(d, "%s", err);
+            goto out;
+        }
+    }
+    if (rt_task_open(dt->t, err, sizeof err)) {
+        dfail(d, "%s", err);
+        goto out;
+    }
+    if (have) {
+        if (rt_task_restore(dt->t, l->state, l->state_len, err, sizeof err)) {
+            dfail(d, "restoring task %s from %s: %s", label, l->from, err);
+            goto out;
+        }
+        jckpt_set_next_id(ck, l->h.id + 1 > 1 ? l->h.id + 1 : 1);
+        if (l->h.flags & CKPT_FINAL) rt_task_mark_done(dt->t);
+    }
+    rc = 0;
+out:
+    if (have) jckpt_loaded_free(l);
+    return rc;
+}
+
+static void free_tasks(driver *d)
+{
+    for (size_t i = 0; i < d->ntasks; i++) {
+        dtask *dt = &d->tasks[i];
+        if (dt->t) collect_totals(&d->tot, dt->t);
+        rt_task_free(dt->t);
+        for (size_t k = 0; k < dt->nksrc; k++) kafka_source_free(dt->ksrc[k]);
+        free(dt->ksrc);
+        jckpt_ctx_free(dt->ck);
+    }
+    d->ntasks = 0;
+}
+
+/* ---- the pool thread ---- */
+
+static void *pool_main(void *arg)
+{
+    driver *d = arg;
+    d->pool_rc = rt_pool_run(d->pool, d->pool_err, sizeof d->pool_err);
+    atomic_store(&d->pool_finished, 1);
+    return NULL;
+}
+
+static int start_pool(driver *d)
+{
+    int threads = (int)(d->c->parallelism < (int64_t)d->ntasks ? d->c->parallelism
+                                                               : (int64_t)d->ntasks);
+    if (threads < 1) threads = 1;
+    if (rt_pool_new(threads, &d->pool)) return dfail(d, "out of memory");
+    for (size_t i = 0; i < d->ntasks; i++)
+        if (rt_pool_add(d->pool, d->tasks[i].t)) return dfail(d, "out of memory");
+    atomic_store(&d->pool_finished, 0);
+    if (pthread_create(&d->pool_th, NULL, pool_main, d)) return dfail(d, "cannot start the pool");
+    d->pool_running = 1;
+    log_info(d->def->name, "run=%s tasks=%zu threads=%d", d->run_id, d->ntasks, threads);
+    return 0;
+}
+
+/* Joins the pool thread (after its tasks are done or asked to stop). */
+static int join_pool(driver *d)
+{
+    if (!d->pool_running) return 0;
+    pthread_join(d->pool_th, NULL);
+    d->pool_running = 0;
+    rt_pool_free(d->pool);
+    d->pool = NULL;
+    if (d->pool_rc) return dfail(d, "%s", d->pool_err);
+    return 0;
+}
+
+static void stop_pool(driver *d, int drain)
+{
+    if (d->pool_running) rt_pool_request_stop(d->pool, drain);
+}
+
+/* ---- file mode ---- */
+
+static int build_file_tasks(driver *d)
+{
+    job_common_opts *c = d->c;
+    size_t ntasks = d->two ? 1 : c->source.n;
+    for (size_t i = 0; i < ntasks; i++) {
+        char label[24];
+        snprintf(label, sizeof label, "%zu", i);
+        tinput in[MAX_TASKS];
+        size_t nin = 0;
+        if (d->two) {
+            for (size_t k = 0; k < d->nfiles; k++)
+                in[nin++] = (tinput){&d->files[k].src, k >= c->source.n};
+        } else {
+            in[nin++] = (tinput){&d->files[i].src, 0};
+        }
+        jckpt_ctx *ck;
+        jckpt_loaded l;
+        int have;
+        if (open_ckpt(d, label, &ck, &l, &have)) return -1;
+        if (have) {
+            /* seek each file to the first record the checkpoint has not processed */
+            rt_task_source_pos pos[MAX_TASKS];
+            size_t npos;
+            char err[1024];
+            if (rt_task_snapshot_sources(l.state, l.state_len, pos, MAX_TASKS, &npos, err,
+                                         sizeof err) ||
+                npos != nin) {
+                jckpt_loaded_free(&l);
+                jckpt_ctx_free(ck);
+                return dfail(d, "task %s: checkpoint %s: %s", label, l.from,
+                             npos != nin ? "a different number of inputs" : err);
+            }
+            for (size_t k = 0; k < nin; k++) {
+                file_source *fs = in[k].src->self;
+                if (strcmp(pos[k].name, in[k].src->name))
+                    log_warn(d->def->name,
+                             "task %s: the checkpoint read %s as input %zu, this run reads %s",
+                             label, pos[k].name, k, in[k].src->name);
+                if (pos[k].next_offset >= 0 &&
+                    recfile_reader_seek(fs->r, (uint64_t)pos[k].next_offset)) {
+                    jckpt_loaded_free(&l);
+                    jckpt_ctx_free(ck);
+                    return dfail(d, "task %s: cannot seek %s to offset %" PRId64, label,
+                                 in[k].src->name, pos[k].next_offset);
+                }
+            }
+        }
+        if (build_task(d, label, in, nin, ck, &l, have, NULL, 0)) return -1;
+    }
+    return 0;
+}
+
+/* ---- Kafka mode ---- */
+
+static preload *find_pre(driver *d, const char *label)
+{
+    for (size_t i = 0; i < d->npre; i++)
+        if (!strcmp(d->pre[i].label, label)) return &d->pre[i];
+    return NULL;
+}
+
+static preload *add_pre(driver *d, const char *label)
+{
+    preload *p = find_pre(d, label);
+    if (p) return p;
+    preload *n = realloc(d->pre, (d->npre + 1) * sizeof *n);
+    if (!n) return NULL;
+    d->pre = n;
+    p = &d->pre[d->npre];
+    memset(p, 0, sizeof *p);
+    snprintf(p->label, sizeof p->label, "%s", label);
+    if (open_ckpt(d, label, &p->ck, &p->l, &p->have)) return NULL;
+    d->npre++;
+    return p;
+}
+
+static void drop_pre(driver *d, preload *p)
+{
+    size_t i = (size_t)(p - d->pre);
+    d->pre[i] = d->pre[--d->npre];
+}
+
+static void free_pres(driver *d)
+{
+    for (size_t i = 0; i < d->npre; i++) {
+        if (d->pre[i].have) jckpt_loaded_free(&d->pre[i].l);
+        jckpt_ctx_free(d->pre[i].ck);
+    }
+    free(d->pre);
+    d->pre = NULL;
+    d->npre = 0;
+}
+
+/* The label of the task that reads (topic, partition). */
+static void label_of(driver *d, const char *topic, int32_t partition, char *buf, size_t cap)
+{
+    if (d->def->one_task) snprintf(buf, cap, "all");
+    else task_label_kafka(topic, partition, buf, cap);
+}
+
+static int64_t cb_start_offset(void *arg, const char *topic, int32_t partition)
+{
+    driver *d = arg;
+    char label[300];
+    label_of(d, topic, partition, label, sizeof label);
+    preload *p = add_pre(d, label);
+    if (!p || !p->have) return -1;
+    rt_task_source_pos pos[MAX_TASKS];
+    size_t npos;
+    char err[512];
+    if (rt_task_snapshot_sources(p->l.state, p->l.state_len, pos, MAX_TASKS, &npos, err,
+                                 sizeof err))
+        return -1;
+    for (size_t i = 0; i < npos; i++)
+        if (pos[i].partition == partition && !strcmp(pos[i].name, topic)) return pos[i].next_offset;
+    return -1;
+}
+
+static void cb_assigned(void *arg, const char *topic, int32_t partition)
+{
+    driver *d = arg;
+    apart *n = realloc(d->assigned, (d->nassigned + 1) * sizeof *n);
+    if (!n) {
+        dfail(d, "out of memory");
+        return;
+    }
+    d->assigned = n;
+    snprintf(n[d->nassigned].topic, sizeof n[d->nassigned].topic, "%s", topic);
+    n[d->nassigned].partition = partition;
+    d->nassigned++;
+    d->assignment_changed = 1;
+    log_info(d->def->name, "assigned topic=%s partition=%" PRId32, topic, partition);
+}
+
+static void cb_revoked(void *arg, const char *topic, int32_t partition)
+{
+    driver *d = arg;
+    /* the whole generation stops (each task writes a checkpoint); the next assignment restores
+     * every task from the store, wherever its partition went */
+    if (d->pool_running) {
+        log_info(d->def->name, "rebalance: stopping %zu task(s)", d->ntasks);
+        stop_pool(d, 0);
+        join_pool(d);
+    }
+    free_tasks(d);
+    free_pres(d);
+    for (size_t i = 0; i < d->nassigned; i++)
+        if (d->assigned[i].partition == partition && !strcmp(d->assigned[i].topic, topic)) {
+            d->assigned[i] = d->assigned[--d->nassigned];
+            break;
+        }
+    d->assignment_changed = 1;
+    log_info(d->def->name, "revoked topic=%s partition=%" PRId32, topic, partition);
+}
+
+static int cmp_apart(const void *a, const void *b)
+{
+    const apart *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+/* Builds the tasks of the current assignment. */
+static int build_kafka_tasks(driver *d)
+{
+    qsort(d->assigned, d->nassigned, sizeof *d->assigned, cmp_apart);
+    size_t ngroups = d->def->one_task ? 1 : d->nassigned;
+    for (size_t g = 0; g < ngroups; g++) {
+        size_t from = d->def->one_task ? 0 : g, to = d->def->one_task ? d->nassigned : g + 1;
+        char label[300];
+        label_of(d, d->assigned[from].topic, d->assigned[from].partition, label, sizeof label);
+        rt_source **ks = calloc(to - from, sizeof *ks);
+        tinput *in = calloc(to - from, sizeof *in);
+        if (!ks || !in) {
+            free(ks);
+            free(in);
+            return dfail(d, "out of memory");
+        }
+        size_t nin = 0;
+        /* the main topic's partitions first, then the second input's */
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = from; i < to; i++) {
+                int second = d->ntopics > 1 && !strcmp(d->assigned[i].topic, d->topics[1]);
+                if (second != pass) continue;
+                char err[1024];
+                if (kafka_source_new(d->kc, d->assigned[i].topic, d->assigned[i].partition,
+                                     &ks[nin], err, sizeof err)) {
+                    for (size_t k = 0; k < nin; k++) kafka_source_free(ks[k]);
+                    free(ks);
+                    free(in);
+                    return dfail(d, "%s", err);
+                }
+                if (!ks[nin]->position) ks[nin]->position = kafka_source_position;
+                in[nin] = (tinput){ks[nin], second};
+                nin++;
+            }
+        preload *p = add_pre(d, label);
+        if (!p) {
+            for (size_t k = 0; k < nin; k++) kafka_source_free(ks[k]);
+            free(ks);
+            free(in);
+            return dfail(d, "task %s: loading its checkpoint failed", label);
+        }
+        jckpt_ctx *ck = p->ck;
+        jckpt_loaded l = p->l;
+        int have = p->have;
+        drop_pre(d, p);
+        int rc = build_task(d, label, in, nin, ck, &l, have, ks, nin);
+        free(in);
+        if (rc) {
+            if (d->ntasks == 0 || d->tasks[d->ntasks - 1].ksrc != ks) {
+                for (size_t k = 0; k < nin; k++) kafka_source_free(ks[k]);
+                free(ks);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Every partition of the main topic has a final checkpoint in the store (a bounded input that
+ * the processes of the group have finished between them). */
+static int all_partitions_final(driver *d)
+{
+    kafka_client_config cc = {.bootstrap = d->c->bootstrapServers,
+                              .security_protocol = d->c->kafkaSecurityProtocol};
+    int32_t n;
+    char err[1024];
+    if (kafka_topic_partitions(&cc, d->topics[0], &n, err, sizeof err)) return 0;
+    for (int32_t p = 0; p < n; p++) {
+        char label[300];
+        label_of(d, d->topics[0], p, label, sizeof label);
+        jckpt_ctx *ck;
+        if (jckpt_ctx_new(d->ckstore, &d->oscfg, d->def->name, d->run_id, label, &ck, err,
+                          sizeof err))
+            return 0;
+        jckpt_loaded l;
+        int r = jckpt_load_latest(ck, &l, err, sizeof err);
+        int final = r == 1 && (l.h.flags & CKPT_FINAL);
+        if (r == 1) jckpt_loaded_free(&l);
+        jckpt_ctx_free(ck);
+        if (!final) return 0;
+    }
+    return 1;
+}
+
+/* The Kafka topic a root operator reads: its uid without --kafkaSourceUidPrefix. */
+static int topic_of_uid(driver *d, const char *uid, char *buf, size_t cap)
+{
+    size_t n = strlen(d->c->kafkaSourceUidPrefix);
+    if (strncmp(uid, d->c->kafkaSourceUidPrefix, n)) return -1;
+    snprintf(buf, cap, "%s", uid + n);
+    return 0;
+}
+
+/* Finds the input topics by building one throwaway graph. */
+static int probe_topics(driver *d)
+{
+    rt_graph *g;
+    if (rt_graph_new(NULL, &g)) return dfail(d, "out of memory");
+    rt_op *root;
+    char err[2048];
+    int rc = d->def->build(g, d->c, d->jopts, d->run_id, "probe", &root, err, sizeof err);
+    if (rc) {
+        rt_graph_free(g);
+        return dfail(d, "%s", err);
+    }
+    if (topic_of_uid(d, rt_op_uid(root), d->topics[0], sizeof d->topics[0])) {
+        rt_graph_free(g);
+        return dfail(d, "source operator %s does not start with --kafkaSourceUidPrefix %s",
+                     rt_op_uid(root), d->c->kafkaSourceUidPrefix);
+    }
+    d->ntopics = 1;
+    if (d->two && d->def->one_task && rt_graph_find(g, d->in2.root_uid) &&
+        !topic_of_uid(d, d->in2.root_uid, d->topics[1], sizeof d->topics[1]))
+        d->ntopics = 2;
+    rt_graph_free(g);
+    d->topic_ptrs[0] = d->topics[0];
+    d->topic_ptrs[1] = d->topics[1];
+    return 0;
+}
+
+static int open_kafka(driver *d)
+{
+    if (probe_topics(d)) return -1;
+    job_common_opts *c = d->c;
+    char group[512];
+    job_label_prefix(c->jobLabel, d->def->name, group, sizeof group);
+    static const char *no_props[1];
+    kafka_consumer_config kc = {
+        .client = {.bootstrap = c->bootstrapServers, .security_protocol = c->kafkaSecurityProtocol,
+                   .props = c->kafkaProperty.n ? (const char *const *)c->kafkaProperty.items
+                                               : no_props,
+                   .nprops = c->kafkaProperty.n},
+        .group_id = group,
+        .topics = d->topic_ptrs,
+        .ntopics = d->ntopics,
+        .use_group = c->kafkaGroup && !d->def->one_task,
+        .start = c->startFromTimestamp > 0 ? KAFKA_START_TIMESTAMP
+                 : c->startFromEarliest    ? KAFKA_START_EARLIEST
+                                           : KAFKA_START_COMMITTED,
+        .start_ts = c->startFromTimestamp,
+        .end_ts = c->endAtTimestamp,
+        .stop_at_end = c->endAtLatest,
+        .max_record_bytes = (size_t)c->maxRecordBytes,
+    };
+    kafka_rebalance_cb cb = {cb_start_offset, cb_assigned, cb_revoked, d};
+    char err[1024];
+    log_info(d->def->name, "kafka bootstrap=%s group=%s topics=%s%s%s mode=%s", c->bootstrapServers,
+             group, d->topics[0], d->ntopics > 1 ? "," : "", d->ntopics > 1 ? d->topics[1] : "",
+             kc.use_group ? "group" : "assign");
+    if (kafka_consumer_new(&kc, &cb, &d->kc, err, sizeof err)) return dfail(d, "%s", err);
+    return d->failed ? -1 : 0;
+}
+
+/* ---- control requests ---- */
+
+static void begin_savepoint(driver *d, const char *url, int then_stop)
+{
+    char err[1024];
+    if (!d->checkpointing) {
+        jctl_reply(d->ctl, 0, "savepoints need checkpoints (Kafka input or --checkpointDir)");
+        return;
+    }
+    if (d->sp) {
+        jctl_reply(d->ctl, 0, "a savepoint is already in progress");
+        return;
+    }
+    jckpt_ctx *ctxs[MAX_TASKS];
+    rt_task *ts[MAX_TASKS];
+    size_t n = 0;
+    for (size_t i = 0; i < d->ntasks; i++) {
+        rt_task_info info;
+        rt_task_info_get(d->tasks[i].t, &info);
+        if (info.done) continue;
+        ctxs[n] = d->tasks[i].ck;
+        ts[n++] = d->tasks[i].t;
+    }
+    d->sp = jckpt_request_savepoint(url, &d->oscfg, ctxs, ts, n, err, sizeof err);
+    if (!d->sp) {
+        jctl_reply(d->ctl, 0, err);
+        return;
+    }
+    d->sp_then_stop = then_stop;
+    log_info(d->def->name, "savepoint requested to=%s tasks=%zu%s", url, n, then_stop ? " then=stop" : "");
+}
+
+static void poll_savepoint(driver *d)
+{
+    if (!d->sp) return;
+    char err[2600];
+    int r = jckpt_savepoint_done(d->sp, err, sizeof err);
+    if (r == 0) return;
+    const char *url = NULL;
+    if (r > 0) {
+        jctl_reply(d->ctl, 1, "savepoint written");
+        log_info(d->def->name, "savepoint completed");
+    } else {
+        jctl_reply(d->ctl, 0, err);
+        log_error(d->def->name, "savepoint failed: %s", err);
+    }
+    (void)url;
+    jckpt_savepoint_free(d->sp);
+    d->sp = NULL;
+    if (d->sp_then_stop && r > 0) {
+        d->stop_requested = 1;
+        stop_pool(d, 0);
+    }
+    d->sp_then_stop = 0;
+}
+
+static void serve_control(driver *d)
+{
+    if (!d->ctl) return;
+    const char *arg;
+    jctl_kind k = jctl_poll(d->ctl, &arg);
+    switch (k) {
+    case JCTL_NONE: break;
+    case JCTL_STOP:
+    case JCTL_STOP_DRAIN:
+        log_info(d->def->name, "stop requested%s", k == JCTL_STOP_DRAIN ? " drain=true" : "");
+        d->stop_requested = 1;
+        stop_pool(d, k == JCTL_STOP_DRAIN);
+        jctl_reply(d->ctl, 1, "stopping");
+        break;
+    case JCTL_SAVEPOINT: begin_savepoint(d, arg, 0); break;
+    case JCTL_STOP_SAVEPOINT: begin_savepoint(d, arg, 1); break;
+    }
+    poll_savepoint(d);
+}
+
+/* ---- the loop ---- */
+
+static void nap_ms(int ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static int drive(driver *d)
+{
+    int64_t last_final_check = 0;
+    for (;;) {
+        if (d->failed) return -1;
+        if (d->kafka) {
+            char err[1024];
+            if (kafka_consumer_poll(d->kc, d->pool_running ? CONTROL_POLL_MS : 100, err,
+                                    sizeof err))
+                return dfail(d, "%s", err);
+            if (d->failed) return -1;
+            if (d->assignment_changed && !d->pool_running && !d->stop_requested) {
+                d->assignment_changed = 0;
+                free_tasks(d);
+                if (d->nassigned) {
+                    if (build_kafka_tasks(d) || start_pool(d)) return -1;
+                }
+            }
+        } else {
+            /* the pool signals nothing: poll its flag at the control period */
+            nap_ms(CONTROL_POLL_MS);
+        }
+        serve_control(d);
+        if (d->pool_running && atomic_load(&d->pool_finished)) {
+            if (join_pool(d)) return -1;
+            poll_savepoint(d);
+            if (!d->kafka || d->stop_requested || !d->c->kafkaGroup || d->def->one_task) break;
+            if (!d->c->endAtLatest && d->c->endAtTimestamp <= 0) break;
+        }
+        if (d->kafka && !d->pool_running && d->c->kafkaGroup && !d->def->one_task &&
+            (d->c->endAtLatest || d->c->endAtTimestamp > 0) && d->tasks_ever) {
+            /* a bounded input read by a group: done when every partition is, whoever read it */
+            int64_t now = mono_ms();
+            if (now - last_final_check >= 500) {
+                last_final_check = now;
+                if (d->checkpointing && all_partitions_final(d)) break;
+            }
+        }
+        if (d->stop_requested && !d->pool_running) break;
+    }
+    return d->failed ? -1 : 0;
+}
+
 int job_run_main(const job_def *def, int argc, char **argv)
 {
-    job_common_opts c;
-    memset(&c, 0, sizeof c);
-    void *jopts = NULL;
-    flag_table tables[2];
-    tables[0] = job_flags_common_table(&c);
-    if (def->new_opts(&jopts, &tables[1])) {
+    driver *d = calloc(1, sizeof *d);
+    job_common_opts *c = calloc(1, sizeof *c);
+    if (!d || !c) {
+        free(d);
+        free(c);
         fprintf(stderr, "logproc run %s: out of memory\n", def->name);
         return 1;
     }
-    char err[1024];
+    d->def = def;
+    d->c = c;
+    flag_table tables[2];
+    tables[0] = job_flags_common_table(c);
+    if (def->new_opts(&d->jopts, &tables[1])) {
+        fprintf(stderr, "logproc run %s: out of memory\n", def->name);
+        free(d);
+        free(c);
+        return 1;
+    }
+    char err[2048];
     char *pos[4];
     size_t npos;
     bool help;
     int status = 2;
-    rt_metrics *metrics = NULL;
-    rt_mem *mem = NULL;
-    rt_pool *pool = NULL;
-    rt_task *tasks[MAX_TASKS];
-    file_source *sources = NULL;
-    size_t ntasks = 0, nsources = 0;
-    job_input in2;
-    int two = 0;
     char usage[128];
     snprintf(usage, sizeof usage, "logproc run %s [flags]", def->name);
+    metrics_logger ml = {0};
+    pthread_t ml_thread;
+    int ml_started = 0;
 
     if (flags_parse(tables, 2, argc, argv, pos, 4, &npos, &help, err, sizeof err)) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, err);
@@ -236,105 +1017,86 @@ int job_run_main(const job_def *def, int argc, char **argv)
         fprintf(stderr, "logproc run %s: unexpected argument '%s'\n", def->name, pos[0]);
         goto out;
     }
-    if (job_flags_check(&c, err, sizeof err) || def->check(&c, jopts, err, sizeof err)) {
+    if (job_flags_check(c, err, sizeof err) || def->check(c, d->jopts, err, sizeof err)) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, err);
         goto out;
     }
-    if (c.source.n == 0) {
-        fprintf(stderr, "logproc run %s: no input: give --source PATH (a record file; repeatable)\n",
-                def->name);
-        goto out;
-    }
-    two = def->second_input && def->second_input(&c, jopts, &in2) == 1;
-    size_t nfiles = c.source.n + (two ? in2.files->n : 0);
+    d->kafka = c->source.n == 0;
+    d->two = def->second_input && def->second_input(c, d->jopts, &d->in2) == 1;
+    size_t nfiles = d->kafka ? 0 : c->source.n + (d->two ? d->in2.files->n : 0);
     if (nfiles > MAX_TASKS) {
         fprintf(stderr, "logproc run %s: %zu inputs, over the limit of %d %s\n", def->name, nfiles,
-                MAX_TASKS, two ? "files per task" : "tasks");
+                MAX_TASKS, d->two ? "files per task" : "tasks");
         goto out;
     }
     status = 1;
-    char run_id[9];
-    if (c.runId) snprintf(run_id, sizeof run_id, "%s", c.runId);
-    else random_run_id(run_id);
-    if (!c.s3Directory)
-        log_info(def->name, "output root=%s (no -o/--s3Directory given)", job_output_root(&c));
-    if (rt_metrics_new(&metrics) || rt_mem_new(c.memoryLimit, &mem) ||
-        !(sources = calloc(nfiles, sizeof *sources))) {
+    if (c->runId) snprintf(d->run_id, sizeof d->run_id, "%s", c->runId);
+    else random_run_id(d->run_id);
+    if (!c->s3Directory)
+        log_info(def->name, "output root=%s (no -o/--s3Directory given)", job_output_root(c));
+    /* checkpoints: always with Kafka input; with files when a store or savepoint is named */
+    d->checkpointing = d->kafka || c->checkpointDir || c->fromSavepoint;
+    if (d->checkpointing) {
+        if (c->checkpointDir) {
+            snprintf(d->ckstore, sizeof d->ckstore, "%s", c->checkpointDir);
+        } else {
+            char name[300];
+            job_label_prefix(c->jobLabel, def->name, name, sizeof name);
+            snprintf(d->ckstore, sizeof d->ckstore, "%s/checkpoints/%s", job_output_root(c), name);
+        }
+        log_info(def->name, "checkpoints store=%s interval_ms=%" PRId64, d->ckstore,
+                 c->checkpointInterval);
+    }
+    if (rt_metrics_new(&d->metrics) || rt_mem_new(c->memoryLimit, &d->mem) ||
+        (nfiles && !(d->files = calloc(nfiles, sizeof *d->files)))) {
         fprintf(stderr, "logproc run %s: out of memory\n", def->name);
         goto out;
     }
-    for (; nsources < nfiles; nsources++) {
-        int first = nsources < c.source.n;
-        const char *path = first ? c.source.items[nsources] : in2.files->items[nsources - c.source.n];
-        if (file_source_open(&sources[nsources], first ? "source" : in2.flag, path, &c,
-                             first ? NULL : in2.assign_ts, err, sizeof err)) {
+    for (; d->nfiles < nfiles; d->nfiles++) {
+        int first = d->nfiles < c->source.n;
+        const char *path = first ? c->source.items[d->nfiles]
+                                 : d->in2.files->items[d->nfiles - c->source.n];
+        if (file_source_open(&d->files[d->nfiles], first ? "source" : d->in2.flag, path, c,
+                             first ? NULL : d->in2.assign_ts, err, sizeof err)) {
             fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
         }
     }
-    /* one task per --source file; a job with a second input reads every file in one task */
-    size_t want_tasks = two ? 1 : c.source.n;
-    for (size_t i = 0; i < want_tasks; i++) {
-        char label[24];
-        snprintf(label, sizeof label, "%zu", i);
-        rt_task_config tc = {
-            .label = label,
-            .metrics = metrics,
-            .mem = mem,
-            .wm = {.max_out_of_orderness = c.maxLogRequestOutOfOrderness},
-            /* the watermark follows every record (spec flat-output §8.1): outputs do not
-             * depend on how records are batched */
-            .watermark_every = 1,
-            .no_drain = !c.drain,
-        };
-        rt_op *root;
-        if (rt_task_new(&tc, &tasks[ntasks], err, sizeof err)) {
-            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
-            goto out;
-        }
-        ntasks++;
-        if (def->build(rt_task_graph(tasks[i]), &c, jopts, run_id, label, &root, err, sizeof err)) {
-            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
-            goto out;
-        }
-        if (!two) {
-            rt_task_set_source(tasks[i], &sources[i].src, root, 0);
-        } else {
-            rt_op *root2 = rt_graph_find(rt_task_graph(tasks[i]), in2.root_uid);
-            rt_wmgen_config wm2 = {.max_out_of_orderness = in2.max_out_of_orderness};
-            if (!root2 && in2.files->n) {
-                fprintf(stderr, "logproc run %s: no operator %s for --%s\n", def->name,
-                        in2.root_uid, in2.flag);
-                goto out;
-            }
-            for (size_t k = 0; k < nfiles; k++) {
-                int first = k < c.source.n;
-                if (rt_task_add_source(tasks[i], &sources[k].src, first ? &tc.wm : &wm2,
-                                       first ? root : root2, 0, err, sizeof err)) {
-                    fprintf(stderr, "logproc run %s: %s\n", def->name, err);
-                    goto out;
-                }
-            }
-        }
-        if (rt_task_open(tasks[i], err, sizeof err)) {
-            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
-            goto out;
+    {
+        char dir[4096], name[300];
+        jctl_default_dir(c->controlDir, dir, sizeof dir);
+        job_label_prefix(c->jobLabel, def->name, name, sizeof name);
+        /* a second run of the same name (tests, a one-off backfill) runs without control */
+        if (jctl_open(dir, name, &d->ctl, err, sizeof err)) {
+            log_warn(def->name, "control disabled: %s", err);
+            d->ctl = NULL;
         }
     }
-    int threads = (int)(c.parallelism < (int64_t)ntasks ? c.parallelism : (int64_t)ntasks);
-    if (rt_pool_new(threads, &pool)) goto out;
-    for (size_t i = 0; i < ntasks; i++)
-        if (rt_pool_add(pool, tasks[i])) goto out;
-    log_info(def->name, "run=%s tasks=%zu threads=%d", run_id, ntasks, threads);
-    metrics_logger ml = {.m = metrics, .interval_ms = c.metricsLogInterval};
-    pthread_t ml_thread;
-    int ml_started = 0;
-    if (c.metricsLogInterval > 0) {
+    if (d->kafka ? open_kafka(d) : (build_file_tasks(d) || start_pool(d))) {
+        fprintf(stderr, "logproc run %s: %s\n", def->name, d->err);
+        goto out;
+    }
+    ml.m = d->metrics;
+    ml.interval_ms = c->metricsLogInterval;
+    if (c->metricsLogInterval > 0) {
         pthread_mutex_init(&ml.mu, NULL);
         pthread_cond_init(&ml.cv, NULL);
         ml_started = !pthread_create(&ml_thread, NULL, metrics_logger_main, &ml);
     }
-    int run_rc = rt_pool_run(pool, err, sizeof err);
+    int rc = drive(d);
+    if (rc) {
+        stop_pool(d, 0);
+        join_pool(d);
+        fprintf(stderr, "logproc run %s: %s\n", def->name, d->err);
+        goto out;
+    }
+    free_tasks(d);
+    print_summary(stdout, def->name, d->run_id, d->tasks_ever, &d->tot);
+    rt_metrics_snap snap;
+    log_metrics(d->metrics, NULL, &snap, "numRecordsIn,numRecordsOut,numInvalid,numRecordsDeduped");
+    rt_metrics_snap_free(&snap);
+    status = 0;
+out:
     if (ml_started) {
         pthread_mutex_lock(&ml.mu);
         ml.stop = 1;
@@ -342,23 +1104,24 @@ int job_run_main(const job_def *def, int argc, char **argv)
         pthread_mutex_unlock(&ml.mu);
         pthread_join(ml_thread, NULL);
     }
-    if (run_rc) {
-        fprintf(stderr, "logproc run %s: %s\n", def->name, err);
-        goto out;
+    if (d->pool_running) {
+        stop_pool(d, 0);
+        join_pool(d);
     }
-    print_summary(stdout, def->name, run_id, tasks, ntasks);
-    rt_metrics_snap snap;
-    log_metrics(metrics, NULL, &snap, "numRecordsIn,numRecordsOut,numInvalid,numRecordsDeduped");
-    rt_metrics_snap_free(&snap);
-    status = 0;
-out:
-    rt_pool_free(pool);
-    for (size_t i = 0; i < ntasks; i++) rt_task_free(tasks[i]);
-    for (size_t i = 0; i < nsources; i++) recfile_reader_close(sources[i].r);
-    free(sources);
-    rt_mem_free(mem);
-    rt_metrics_free(metrics);
+    rt_pool_free(d->pool);
+    free_tasks(d);
+    free_pres(d);
+    kafka_consumer_free(d->kc);
+    free(d->assigned);
+    jckpt_savepoint_free(d->sp);
+    for (size_t i = 0; i < d->nfiles; i++) recfile_reader_close(d->files[i].r);
+    free(d->files);
+    jctl_close(d->ctl);
+    rt_mem_free(d->mem);
+    rt_metrics_free(d->metrics);
     flags_free(tables, 2);
-    def->free_opts(jopts);
+    def->free_opts(d->jopts);
+    free(c);
+    free(d);
     return status;
 }

@@ -1,5 +1,6 @@
 #include "runtime/graph.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,7 @@ struct rt_graph {
     int64_t reserved; /* bytes taken from the shared budget */
     int64_t used;     /* bytes charged by the operators */
     int open, finished, failed;
+    int checkpointing;
     char err[512];
 };
 
@@ -878,6 +880,31 @@ int rt_graph_restore(rt_graph *g, const uint8_t *bytes, size_t len, char *err, s
         snprintf(err, errlen, "graph snapshot: %zu bytes after the last operator",
                  rt_buf_reader_left(&r));
         return -1;
+    }
+    return 0;
+}
+
+/* ---- checkpoints ---- */
+
+void rt_graph_set_checkpointing(rt_graph *g, int on)
+{
+    g->checkpointing = on;
+}
+
+int rt_graph_checkpointing(const rt_graph *g)
+{
+    return g->checkpointing;
+}
+
+int rt_graph_checkpoint_complete(rt_graph *g, int64_t id)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        rt_op *op = g->ops[i];
+        if (op->vt->checkpoint_complete && op->vt->checkpoint_complete(op, id) < 0) {
+            if (!g->failed) graph_fail(g, "operator %s: completing checkpoint %" PRId64 " failed",
+                                       op->uid, id);
+            return -1;
+        }
     }
     return 0;
 }

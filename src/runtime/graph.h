@@ -108,6 +108,19 @@ int rt_graph_snapshot(rt_graph *g, rt_buf *out);
  * the snapshot starts empty. Returns 0, or -1 with err naming the operator and what is wrong. */
 int rt_graph_restore(rt_graph *g, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
+/* ---- checkpoints (two-phase outputs) ---- */
+
+/* Turns two-phase outputs on (before open): sinks then keep what they wrote since the last
+ * checkpoint pending, record it in their snapshot, and publish it only in checkpoint_complete,
+ * including at the end of input (finish leaves the last outputs pending for the final
+ * checkpoint). Off (the default), sinks publish at finish. */
+void rt_graph_set_checkpointing(rt_graph *g, int on);
+int rt_graph_checkpointing(const rt_graph *g);
+
+/* Tells every operator (topological order) that checkpoint id, whose snapshot was the last one
+ * taken, is durable. Returns 0, or -1 with the reason in rt_graph_error. */
+int rt_graph_checkpoint_complete(rt_graph *g, int64_t id);
+
 /* ---- end ---- */
 
 /* Closes every operator (vt->close, reverse topological order) and frees the graph, its state

@@ -50,6 +50,9 @@ typedef struct rt_op_vtbl {
     int (*snapshot)(rt_op *op, rt_buf *out);
     /* Restores what snapshot wrote (after open). Optional. */
     int (*restore)(rt_op *op, const uint8_t *bytes, size_t len);
+    /* The checkpoint whose snapshot was taken last is durable (rt_graph_checkpoint_complete):
+     * publish what that snapshot recorded as pending (parts, a transaction). Optional. */
+    int (*checkpoint_complete)(rt_op *op, int64_t id);
     /* Frees self. Called once by rt_graph_free for every added operator, opened or not, in
      * reverse topological order. Optional. */
     void (*close)(rt_op *op);

@@ -2,6 +2,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,11 @@ struct rt_task {
     uint64_t records, bad;
     int64_t last_offset;
     _Atomic int stop;
-    int opened, done, drained;
+    _Atomic int ckpt_requested;
+    int opened, done, drained, stopped;
+    rt_checkpoint_fn ckpt_fn;
+    void *ckpt_arg;
+    int64_t ckpt_interval, ckpt_due;
     rt_counter *c_bad;
     rt_gauge *g_wm, *g_offset;
 };
@@ -200,12 +205,44 @@ static int poll_all(rt_task *t, char *err, size_t errlen)
     return 0;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the checkpoint hook. */
+static int checkpoint(rt_task *t, int final, char *err, size_t errlen)
+{
+    atomic_store(&t->ckpt_requested, 0);
+    if (t->ckpt_interval > 0) t->ckpt_due = mono_ms() + t->ckpt_interval;
+    char why[900];
+    if (t->ckpt_fn(t, t->ckpt_arg, final, why, sizeof why) < 0) {
+        char what[1000];
+        snprintf(what, sizeof what, "checkpoint: %s", why);
+        return fail(t, err, errlen, what);
+    }
+    return 0;
+}
+
+/* At a record boundary: a checkpoint when one is due or requested. */
+static int maybe_checkpoint(rt_task *t, char *err, size_t errlen)
+{
+    if (!t->ckpt_fn) return 0;
+    if (atomic_load_explicit(&t->ckpt_requested, memory_order_relaxed) ||
+        (t->ckpt_interval > 0 && mono_ms() >= t->ckpt_due))
+        return checkpoint(t, 0, err, errlen);
+    return 0;
+}
+
 static int end_input(rt_task *t, int drain, char *err, size_t errlen)
 {
     if (drain) {
         if (rt_graph_finish(t->g) < 0) return fail(t, err, errlen, rt_graph_error(t->g));
         t->drained = 1;
     }
+    if (t->ckpt_fn && checkpoint(t, 1, err, errlen) < 0) return -1;
     t->done = 1;
     return RT_TASK_DONE;
 }
@@ -270,6 +307,7 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
     int stop = atomic_load_explicit(&t->stop, memory_order_relaxed);
     if (stop != STOP_NONE) {
         if (poll_all(t, err, errlen) < 0) return -1;
+        t->stopped = 1;
         return end_input(t, stop == STOP_DRAIN, err, errlen);
     }
     for (size_t i = 0; i < t->nsrc; i++) t->srcs[i].idle = 0;
@@ -279,6 +317,7 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         if (!s) {
             if (!sources_left(t)) return end_input(t, !t->cfg.no_drain, err, errlen);
             if (poll_all(t, err, errlen) < 0) return -1;
+            if (maybe_checkpoint(t, err, errlen) < 0) return -1;
             return RT_TASK_IDLE;
         }
         rt_source_record *sr = &s->rec;
@@ -302,6 +341,7 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
     }
     rt_gauge_set(t->g_offset, t->last_offset);
     if (poll_all(t, err, errlen) < 0) return -1;
+    if (maybe_checkpoint(t, err, errlen) < 0) return -1;
     return RT_TASK_MORE;
 }
 
@@ -329,8 +369,168 @@ void rt_task_info_get(const rt_task *t, rt_task_info *info)
     info->last_offset = t->last_offset;
     info->watermark = t->wm_sent;
     info->drained = t->drained;
+    info->stopped = t->stopped;
     info->done = t->done;
     info->sources = t->nsrc;
+}
+
+/* ---- checkpoints ---- */
+
+#define TASK_SNAP_VERSION 1
+
+void rt_task_set_checkpointing(rt_task *t, int64_t interval_ms, rt_checkpoint_fn fn, void *arg)
+{
+    t->ckpt_fn = fn;
+    t->ckpt_arg = arg;
+    t->ckpt_interval = interval_ms;
+    t->ckpt_due = mono_ms() + (interval_ms > 0 ? interval_ms : 0);
+    rt_graph_set_checkpointing(t->g, fn != NULL);
+}
+
+void rt_task_request_checkpoint(rt_task *t)
+{
+    atomic_store(&t->ckpt_requested, 1);
+}
+
+void rt_task_mark_done(rt_task *t)
+{
+    t->done = 1;
+}
+
+/* The next record of s not yet pushed: the pending one, else the source's position. */
+static int64_t next_offset(const task_source *s)
+{
+    if (s->pending) return s->rec.offset;
+    return s->src->position ? s->src->position(s->src) : -1;
+}
+
+int rt_task_snapshot(rt_task *t, rt_buf *out, char *err, size_t errlen)
+{
+    int ok = rt_buf_put_u32(out, TASK_SNAP_VERSION) >= 0 &&
+             rt_buf_put_u32(out, (uint32_t)t->nsrc) >= 0;
+    for (size_t i = 0; ok && i < t->nsrc; i++) {
+        const task_source *s = &t->srcs[i];
+        ok = rt_buf_put_str(out, s->src->name ? s->src->name : "") >= 0 &&
+             rt_buf_put_u32(out, (uint32_t)s->src->partition) >= 0 &&
+             rt_buf_put_i64(out, next_offset(s)) >= 0 &&
+             rt_buf_put_i64(out, s->wm.max_ts) >= 0 && rt_buf_put_i64(out, s->wm.wm) >= 0 &&
+             rt_buf_put_i64(out, s->wm_now) >= 0 && rt_buf_put_u8(out, (uint8_t)s->ended) >= 0;
+    }
+    ok = ok && rt_buf_put_u64(out, t->records) >= 0 && rt_buf_put_u64(out, t->bad) >= 0 &&
+         rt_buf_put_i64(out, t->wm_sent) >= 0;
+    if (!ok) {
+        snprintf(err, errlen, "task %s: snapshot over its limit of %zu bytes", t->label, out->limit);
+        return -1;
+    }
+    if (rt_graph_snapshot(t->g, out) < 0) {
+        snprintf(err, errlen, "task %s: %s", t->label, rt_graph_error(t->g));
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct snap_src {
+    const uint8_t *name;
+    size_t name_len;
+    uint32_t partition;
+    int64_t next, max_ts, wm, wm_now;
+    uint8_t ended;
+} snap_src;
+
+static int read_src(rt_buf_reader *r, snap_src *s)
+{
+    return rt_buf_read_bytes(r, &s->name, &s->name_len) < 0 ||
+                   rt_buf_read_u32(r, &s->partition) < 0 || rt_buf_read_i64(r, &s->next) < 0 ||
+                   rt_buf_read_i64(r, &s->max_ts) < 0 || rt_buf_read_i64(r, &s->wm) < 0 ||
+                   rt_buf_read_i64(r, &s->wm_now) < 0 || rt_buf_read_u8(r, &s->ended) < 0
+               ? -1
+               : 0;
+}
+
+static int read_head(rt_buf_reader *r, uint32_t *nsrc, char *err, size_t errlen)
+{
+    uint32_t v;
+    if (rt_buf_read_u32(r, &v) < 0 || rt_buf_read_u32(r, nsrc) < 0) {
+        snprintf(err, errlen, "task snapshot: truncated header");
+        return -1;
+    }
+    if (v != TASK_SNAP_VERSION) {
+        snprintf(err, errlen, "task snapshot: version %u, this build reads %u", v, TASK_SNAP_VERSION);
+        return -1;
+    }
+    if (*nsrc > RT_TASK_MAX_SOURCES) {
+        snprintf(err, errlen, "task snapshot: %u sources, over the limit of %d", *nsrc,
+                 RT_TASK_MAX_SOURCES);
+        return -1;
+    }
+    return 0;
+}
+
+int rt_task_snapshot_sources(const uint8_t *bytes, size_t len, rt_task_source_pos *out,
+                             size_t cap, size_t *n, char *err, size_t errlen)
+{
+    rt_buf_reader r;
+    rt_buf_reader_init(&r, bytes, len);
+    uint32_t nsrc;
+    if (read_head(&r, &nsrc, err, errlen) < 0) return -1;
+    if (nsrc > cap) {
+        snprintf(err, errlen, "task snapshot: %u sources, more than the %zu expected", nsrc, cap);
+        return -1;
+    }
+    for (uint32_t i = 0; i < nsrc; i++) {
+        snap_src s;
+        if (read_src(&r, &s) < 0) {
+            snprintf(err, errlen, "task snapshot: truncated source %u", i);
+            return -1;
+        }
+        snprintf(out[i].name, sizeof out[i].name, "%.*s", (int)s.name_len, (const char *)s.name);
+        out[i].partition = (int32_t)s.partition;
+        out[i].next_offset = s.next;
+        out[i].ended = s.ended;
+    }
+    *n = nsrc;
+    return 0;
+}
+
+int rt_task_restore(rt_task *t, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    rt_buf_reader r;
+    rt_buf_reader_init(&r, bytes, len);
+    uint32_t nsrc;
+    if (read_head(&r, &nsrc, err, errlen) < 0) return -1;
+    if (nsrc != t->nsrc) {
+        snprintf(err, errlen, "task %s: the checkpoint has %u sources, the task %zu", t->label,
+                 nsrc, t->nsrc);
+        return -1;
+    }
+    for (uint32_t i = 0; i < nsrc; i++) {
+        snap_src s;
+        if (read_src(&r, &s) < 0) {
+            snprintf(err, errlen, "task snapshot: truncated source %u", i);
+            return -1;
+        }
+        task_source *ts = &t->srcs[i];
+        rt_wmgen_restore(&ts->wm, s.wm, s.max_ts);
+        ts->wm_now = s.wm_now;
+        ts->ended = s.ended;
+    }
+    uint64_t records, bad;
+    int64_t wm_sent;
+    if (rt_buf_read_u64(&r, &records) < 0 || rt_buf_read_u64(&r, &bad) < 0 ||
+        rt_buf_read_i64(&r, &wm_sent) < 0) {
+        snprintf(err, errlen, "task snapshot: truncated counters");
+        return -1;
+    }
+    t->records = records;
+    t->bad = bad;
+    t->wm_sent = wm_sent;
+    rt_gauge_set(t->g_wm, wm_sent);
+    char why[900];
+    if (rt_graph_restore(t->g, r.p, rt_buf_reader_left(&r), why, sizeof why) < 0) {
+        snprintf(err, errlen, "task %s: %s", t->label, why);
+        return -1;
+    }
+    return 0;
 }
 
 void rt_task_free(rt_task *t)

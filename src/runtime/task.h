@@ -81,6 +81,9 @@ typedef struct rt_source {
     /* Returns RT_SOURCE_*, or -1 with err set for a fatal error (I/O, lost connection). Must
      * not block for long: return IDLE instead, so stop requests are seen. */
     int (*next)(struct rt_source *src, rt_source_record *out, char *err, size_t errlen);
+    /* The offset of the next record next() would return (a Kafka offset, or a file's byte
+     * offset), for checkpoints. Optional: NULL records -1 ("unknown"). */
+    int64_t (*position)(const struct rt_source *src);
 } rt_source;
 
 /* ---- tasks ---- */
@@ -143,10 +146,54 @@ typedef struct rt_task_info {
     int64_t watermark;   /* last source watermark propagated (several sources: their minimum) */
     size_t sources;      /* sources the task reads */
     int drained;         /* 1 after rt_graph_finish ran */
+    int stopped;         /* 1 when it ended on a stop request (not at the end of its input) */
     int done;
 } rt_task_info;
 /* Reads the task's counters (from its driving thread, or after it is done). */
 void rt_task_info_get(const rt_task *t, rt_task_info *info);
+
+/* ---- checkpoints ---- */
+
+/* Called on the task's driving thread at a record boundary when a checkpoint is due (every
+ * interval_ms of processing time, or requested), and once more at the end of input (final = 1:
+ * drained or stopped; the graph's outputs of the last epoch are pending). The hook takes the
+ * snapshot (rt_task_snapshot), makes it durable, then calls rt_graph_checkpoint_complete.
+ * Returns 0, or -1 with err (the task fails). */
+typedef int (*rt_checkpoint_fn)(rt_task *t, void *arg, int final, char *err, size_t errlen);
+
+/* Sets the hook (before the first step). interval_ms <= 0: only requested and final
+ * checkpoints. Turns on the graph's two-phase outputs (rt_graph_set_checkpointing). */
+void rt_task_set_checkpointing(rt_task *t, int64_t interval_ms, rt_checkpoint_fn fn, void *arg);
+/* Asks for a checkpoint at the task's next record boundary (a savepoint). Safe from any thread. */
+void rt_task_request_checkpoint(rt_task *t);
+
+/* Appends the task's state to out: for each source its name, partition, the offset of its next
+ * unprocessed record (a record read but not pushed yet counts as unprocessed) and watermark
+ * generator; the task's counters; then the graph snapshot (rt_graph_snapshot). Versioned.
+ * Returns 0, or -1 with err. Cost: O(state). */
+int rt_task_snapshot(rt_task *t, rt_buf *out, char *err, size_t errlen);
+
+/* One source's position in a task snapshot. */
+typedef struct rt_task_source_pos {
+    char name[512];
+    int32_t partition;
+    int64_t next_offset; /* -1: unknown */
+    int ended;
+} rt_task_source_pos;
+
+/* Reads the sources' positions from a task snapshot without a task (the driver seeks its
+ * sources before building them). Returns 0 with *n entries (at most cap), or -1 with err. */
+int rt_task_snapshot_sources(const uint8_t *bytes, size_t len, rt_task_source_pos *out,
+                             size_t cap, size_t *n, char *err, size_t errlen);
+
+/* Restores a task snapshot into an opened task whose sources are the same inputs (in the same
+ * order) already positioned at their offsets: the watermark generators, counters and the graph
+ * (rt_graph_restore, whose sinks publish what the checkpoint left pending). Returns 0, or -1
+ * with err. */
+int rt_task_restore(rt_task *t, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+
+/* Marks a restored task as already finished (its checkpoint was final): steps return DONE. */
+void rt_task_mark_done(rt_task *t);
 
 /* Frees the graph (closing every operator) and the task. NULL is a no-op. */
 void rt_task_free(rt_task *t);

@@ -2,7 +2,7 @@
 
 - the reference's local deployment line for content metrics, plus --source, --joinedEventSource
   and -o, exits 0 and writes under <root>/blue/etl/ (hourly, daily, cumulated) and the cumulated
-  topic's record file; flags whose feature has not landed (--s3Bucket, --checkpointInterval) get
+  topic's record file; flags whose feature has not landed (--s3Bucket) get
   one warning line each;
 - --outputCumulatedKinesis is accepted with one warning once --kinesisStream and --region are
   given, and refused without them; no output flag at all is refused; a bad window step names the
@@ -42,7 +42,7 @@ c.check(not os.path.exists(os.path.join(out, "blue", "etl", "daily_content_metri
         "no CSV without --outputCsv")
 c.check(glob.glob(os.path.join(out, "kafka", "metrics.blue.default.cumulated-content-metrics", "part-*.rec")),
         "the cumulated topic's record file")
-for flag in ("--s3Bucket", "--checkpointInterval"):
+for flag in ("--s3Bucket",):
     warned = [l for l in p.stderr.splitlines() if "level=warn" in l and flag in l]
     c.eq(len(warned), 1, "one warning names " + flag)
 c.check("blue.content-metrics" in open(glob.glob(os.path.join(

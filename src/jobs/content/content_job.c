@@ -275,5 +275,6 @@ const job_def content_job_def = {
     .free_opts = content_free_opts,
     .check = content_check,
     .build = content_build,
+    .one_task = 1,
     .second_input = content_second_input,
 };

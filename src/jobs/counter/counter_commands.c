@@ -490,11 +490,26 @@ static void sink_close(rt_op *op)
     free(s);
 }
 
+/* A checkpoint: every command before it must be applied before the checkpoint is durable (a
+ * restore does not emit them again). Values are absolute, so commands after it that a restore
+ * replays rewrite the same values. No state of its own. */
+static int sink_snapshot(rt_op *op, rt_buf *out)
+{
+    (void)out;
+    sink *s = rt_op_self(op);
+    if (s->closed) return 0;
+    char err[512];
+    if (redis_sink_flush(s->rs, err, sizeof err)) return sink_fail(op, s, err);
+    report(s);
+    return 0;
+}
+
 static const rt_op_vtbl sink_vtbl = {
     .open = sink_open,
     .process = sink_process,
     .on_watermark = sink_watermark,
     .finish = sink_finish,
+    .snapshot = sink_snapshot,
     .close = sink_close,
 };
 

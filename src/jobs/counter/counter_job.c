@@ -728,5 +728,6 @@ const job_def counter_job_def = {
     .free_opts = counter_free_opts,
     .check = counter_check,
     .build = counter_build,
+    .one_task = 1,
     .second_input = counter_second_input,
 };

@@ -1,0 +1,51 @@
+/* Control of a running `logproc run` from `logproc list|savepoint|stop|cancel`: a pid file and a
+ * request/reply pair of files in a local control directory, and signals.
+ *
+ *   <dir>/<name>.pid       "<pid>\n", written atomically at start, removed at exit
+ *   <dir>/<name>.request   one line: "savepoint <url>", "stop", "stop-drain",
+ *                          "stop-savepoint <url>" (the client writes it, then sends SIGUSR1)
+ *   <dir>/<name>.reply     one line: "ok <detail>" or "error <message>" (the job writes it)
+ * where <name> is the job name, with ".<label>" for a labelled job. SIGTERM and SIGINT stop the
+ * job without draining (a final checkpoint keeps its state); a second one exits at once.
+ * The REST API (issue 6) will offer the same operations over HTTP. */
+#ifndef LOGPROC_JOB_CONTROL_H
+#define LOGPROC_JOB_CONTROL_H
+
+#include <stddef.h>
+
+typedef enum {
+    JCTL_NONE = 0,
+    JCTL_STOP,           /* stop, keep state (final checkpoint) */
+    JCTL_STOP_DRAIN,     /* stop with drain */
+    JCTL_SAVEPOINT,      /* arg: url */
+    JCTL_STOP_SAVEPOINT, /* arg: url */
+} jctl_kind;
+
+typedef struct jctl jctl;
+
+/* The control directory: dir, else $TMPDIR/logproc-control (or /tmp/...). */
+void jctl_default_dir(const char *dir, char *buf, size_t cap);
+
+/* Writes the pid file and installs the signal handlers. Returns 0 or -1 with err (another live
+ * process holds the name: its pid is in the message). */
+int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t errlen);
+/* Returns the next request (JCTL_NONE when none); *arg receives a url for savepoints (owned by
+ * the jctl until the next call). Cheap: two atomic loads when nothing happened. */
+jctl_kind jctl_poll(jctl *c, const char **arg);
+/* Writes the reply to the last request. */
+void jctl_reply(jctl *c, int ok, const char *text);
+/* Removes the pid file. NULL is a no-op. */
+void jctl_close(jctl *c);
+
+/* Client side: sends request to the job called name and waits up to timeout_ms for its reply
+ * (into reply). Returns 0 (reply "ok ..."), or -1 with err (no such job, dead pid, an "error"
+ * reply, no reply in time). */
+int jctl_send(const char *dir, const char *name, const char *request, int timeout_ms, char *reply,
+              size_t cap, char *err, size_t errlen);
+/* Sends SIGKILL-free cancellation: SIGTERM (the job stops at its next record boundary with a
+ * final checkpoint) and waits until the pid file is gone. Returns 0 or -1 with err. */
+int jctl_signal_stop(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen);
+/* Lists the live jobs of dir: fn(arg, name, pid) for each. Returns the count. */
+int jctl_list(const char *dir, void (*fn)(void *arg, const char *name, long pid), void *arg);
+
+#endif
