@@ -307,22 +307,40 @@ static int gate_process(rt_op *op, int input, const rt_record *rec)
     }
     rt_buf_reset(&g->scratch);
     if (put_result(&g->scratch, rec)) return rt_op_fail(op, "out of memory buffering a result");
-    size_t old = 0;
-    void *v = rt_kv_get(g->buffer, &h, 8, &old);
-    if (old + g->scratch.len > TOP_QUERY_GATE_MAX_BYTES)
+    /* the value is u32 used, then the results, then slack: it grows by doubling, so a query
+     * hash with n buffered results costs O(n) copying, not O(n^2) */
+    size_t cap = 0;
+    uint8_t *v = rt_kv_get(g->buffer, &h, 8, &cap);
+    uint32_t used = 0;
+    if (v) memcpy(&used, v, 4);
+    if (used + g->scratch.len > TOP_QUERY_GATE_MAX_BYTES)
         return rt_op_fail(op, "results buffered for query hash %016" PRIx64 " exceed %zu bytes", h,
-                          TOP_QUERY_GATE_MAX_BYTES);
-    if (rt_kv_upsert(g->buffer, &h, 8, old + g->scratch.len, &v, NULL)) return -1;
-    memcpy((uint8_t *)v + old, g->scratch.data, g->scratch.len);
+                          (size_t)TOP_QUERY_GATE_MAX_BYTES);
+    size_t need = 4 + used + g->scratch.len;
+    if (!v || need > cap) {
+        size_t grow = cap ? 2 * cap : 256;
+        if (grow < need) grow = need;
+        if (grow > 4 + (size_t)TOP_QUERY_GATE_MAX_BYTES) grow = 4 + (size_t)TOP_QUERY_GATE_MAX_BYTES;
+        void *nv;
+        if (rt_kv_upsert(g->buffer, &h, 8, grow, &nv, NULL)) return -1;
+        v = nv;
+    }
+    memcpy(v + 4 + used, g->scratch.data, g->scratch.len);
+    used += (uint32_t)g->scratch.len;
+    memcpy(v, &used, 4);
     return rt_timer_register(op, rec->ts, &h, 8);
 }
 
 static int gate_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
 {
     gate *g = rt_op_self(op);
-    size_t len = 0;
-    uint8_t *p = rt_kv_get(g->buffer, key, klen, &len);
-    if (!p) return 0; /* an earlier timer of this hash emptied the buffer */
+    size_t cap = 0;
+    uint8_t *v = rt_kv_get(g->buffer, key, klen, &cap);
+    if (!v) return 0; /* an earlier timer of this hash emptied the buffer */
+    uint32_t used;
+    memcpy(&used, v, 4);
+    const uint8_t *p = v + 4;
+    size_t len = used;
     /* emitting may not touch this table, but copy anyway: the value is ours until deleted */
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) return rt_op_fail(op, "out of memory releasing buffered results");

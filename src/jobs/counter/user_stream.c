@@ -185,12 +185,50 @@ static int jn_open(rt_op *op)
     return 0;
 }
 
+/* The facts and versions tables hold per key a list of entries (i64 ts, u32 len, bytes) behind a
+ * u32 count of the bytes used; the rest of the value is slack, so appending doubles the value
+ * now and then instead of growing it (and copying it) by one entry each time. */
+#define LIST_HDR 4
+
+static uint8_t *list_get(rt_kv *kv, const uint8_t *key, size_t klen, size_t *used)
+{
+    size_t cap = 0;
+    uint8_t *v = rt_kv_get(kv, key, klen, &cap);
+    *used = 0;
+    if (!v || cap < LIST_HDR) return NULL;
+    uint32_t u;
+    memcpy(&u, v, 4);
+    *used = u <= cap - LIST_HDR ? u : cap - LIST_HDR;
+    return v + LIST_HDR;
+}
+
+static void list_set_used(uint8_t *entries, size_t used)
+{
+    uint32_t u = (uint32_t)used;
+    memcpy(entries - LIST_HDR, &u, 4);
+}
+
+/* Replaces key's list with bytes[0..n) (n == 0 deletes it). Returns 0 or -1. */
+static int list_put(rt_kv *kv, const uint8_t *key, size_t klen, const uint8_t *bytes, size_t n)
+{
+    if (!n) {
+        rt_kv_delete(kv, key, klen);
+        return 0;
+    }
+    void *nv;
+    if (rt_kv_upsert(kv, key, klen, LIST_HDR + n, &nv, NULL)) return -1;
+    memcpy((uint8_t *)nv + LIST_HDR, bytes, n);
+    list_set_used((uint8_t *)nv + LIST_HDR, n);
+    return 0;
+}
+
 /* Appends (ts, len, bytes) to the value of key in kv, keeping entries sorted by ts when sorted. */
 static int append_entry(rt_op *op, rt_kv *kv, const uint8_t *key, size_t klen, int64_t ts,
                         const void *bytes, size_t n, int sorted)
 {
-    size_t old = 0;
-    uint8_t *v = rt_kv_get(kv, key, klen, &old);
+    size_t old = 0, cap = 0;
+    uint8_t *v = list_get(kv, key, klen, &old);
+    if (v) rt_kv_get(kv, key, klen, &cap);
     size_t add = 12 + n;
     if (old + add > USER_STREAM_MAX_PENDING_BYTES)
         return rt_op_fail(op,
@@ -209,14 +247,21 @@ static int append_entry(rt_op *op, rt_kv *kv, const uint8_t *key, size_t klen, i
             at += 12 + len;
         }
     }
-    void *nv;
-    if (rt_kv_upsert(kv, key, klen, old + add, &nv, NULL)) return -1;
-    uint8_t *p = nv;
+    uint8_t *p = v;
+    if (!v || LIST_HDR + old + add > cap) {
+        size_t grow = cap ? 2 * cap : 256;
+        if (grow < LIST_HDR + old + add) grow = LIST_HDR + old + add;
+        if (grow > LIST_HDR + USER_STREAM_MAX_PENDING_BYTES) grow = LIST_HDR + USER_STREAM_MAX_PENDING_BYTES;
+        void *nv;
+        if (rt_kv_upsert(kv, key, klen, grow, &nv, NULL)) return -1;
+        p = (uint8_t *)nv + LIST_HDR;
+    }
     memmove(p + at + add, p + at, old - at);
     uint32_t len32 = (uint32_t)n;
     memcpy(p + at, &ts, 8);
     memcpy(p + at + 8, &len32, 4);
     if (n) memcpy(p + at + 12, bytes, n);
+    list_set_used(p, old + add);
     return 0;
 }
 
@@ -309,7 +354,7 @@ static int jn_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
 {
     join *j = rt_op_self(op);
     size_t flen = 0, vlen = 0;
-    uint8_t *facts = rt_kv_get(j->facts, key, klen, &flen);
+    uint8_t *facts = list_get(j->facts, key, klen, &flen);
     if (facts) {
         /* take the facts out first: emitting runs downstream code, and the table may change */
         uint8_t *copy = malloc(flen);
@@ -328,7 +373,7 @@ static int jn_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
             if (ts > T) {
                 rc = rt_buf_append(&keep, copy + at, 12 + n);
             } else {
-                const uint8_t *v = rt_kv_get(j->versions, key, klen, &vlen);
+                const uint8_t *v = list_get(j->versions, key, klen, &vlen);
                 uint32_t ulen = 0;
                 const uint8_t *user = v ? version_at(v, vlen, ts, &ulen) : NULL;
                 if (!user)
@@ -338,14 +383,14 @@ static int jn_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
             }
             at += 12 + n;
         }
-        if (rc == 0 && keep.len && rt_kv_put(j->facts, key, klen, keep.data, keep.len)) rc = -1;
+        if (rc == 0 && keep.len && list_put(j->facts, key, klen, keep.data, keep.len)) rc = -1;
         rt_buf_free(&keep);
         free(copy);
         if (rc) return -1;
     }
     /* drop the versions older than the newest one at or below T: no waiting or later fact can
      * need them (a late fact is joined at the next watermark, before this runs again) */
-    uint8_t *v = rt_kv_get(j->versions, key, klen, &vlen);
+    uint8_t *v = list_get(j->versions, key, klen, &vlen);
     if (!v) return 0;
     size_t newest = SIZE_MAX;
     for (size_t at = 0; at < vlen;) {
@@ -358,9 +403,9 @@ static int jn_timer(rt_op *op, int64_t T, const uint8_t *key, size_t klen)
         at += 12 + n;
     }
     if (newest != SIZE_MAX && newest > 0) {
+        /* in place: the slack stays (the list may grow again) */
         memmove(v, v + newest, vlen - newest);
-        void *nv;
-        if (rt_kv_upsert(j->versions, key, klen, vlen - newest, &nv, NULL)) return -1;
+        list_set_used(v, vlen - newest);
     }
     return 0;
 }
