@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "cli/cli.h"
 
 static const struct {
@@ -34,6 +36,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* once, before any thread: the first objstore_open would otherwise initialise curl itself,
+     * which is not thread-safe */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "logproc: unknown command '%s'\n", argv[1]);

@@ -202,6 +202,20 @@ typedef struct sink_op {
     char err[512];
 } sink_op;
 
+/* An s3:// table directory "s3://bucket/a/b" is the store s3://bucket and the key prefix "a/b";
+ * its parts are staged under <staging>/<bucket>/a/b. Returns 1 when dir is such a URL. */
+static int split_s3_dir(const char *dir, char *store, size_t store_cap, const char **prefix,
+                        char *staging, size_t staging_cap)
+{
+    if (strncmp(dir, "s3://", 5)) return 0;
+    const char *b = dir + 5, *slash = strchr(b, '/');
+    int bl = slash ? (int)(slash - b) : (int)strlen(b);
+    snprintf(store, store_cap, "s3://%.*s", bl, b);
+    snprintf(staging, staging_cap, "%s/%.*s", job_output_staging_dir(), bl, b);
+    *prefix = slash ? slash + 1 : "";
+    return 1;
+}
+
 static int sink_open(rt_op *op)
 {
     sink_op *s = rt_op_self(op);
@@ -209,6 +223,12 @@ static int sink_open(rt_op *op)
         .dir = s->dir, .run_id = s->cfg.run_id, .task = s->cfg.task, .daily = s->cfg.daily,
         .unpartitioned = s->cfg.unpartitioned, .format = s->cfg.format,
     };
+    char store[1100], staging[4096 + 1100];
+    if (split_s3_dir(s->dir, store, sizeof store, &tc.dir, staging, sizeof staging)) {
+        tc.store_url = store;
+        tc.store_cfg = job_output_store_config();
+        tc.staging_dir = staging;
+    }
     if (table_sink_new(&tc, &s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
     rt_buf_init(&s->buf, s->cfg.max_record_bytes + (64 << 10));
     return 0;
@@ -315,6 +335,13 @@ void sink_op_each_published(rt_op *op, void (*fn)(void *arg, const char *relpath
 {
     sink_op *s = rt_op_self(op);
     if (s->sink) table_sink_each_published(s->sink, fn, arg);
+}
+
+int sink_op_put_marker(rt_op *op, const char *relpath, char *err, size_t errlen)
+{
+    sink_op *s = rt_op_self(op);
+    if (!s->sink) return snprintf(err, errlen, "%s: the sink is not open", s->dir), -1;
+    return table_sink_put_marker(s->sink, relpath, err, errlen);
 }
 
 /* ============================== invalid-record sink ============================== */

@@ -65,7 +65,9 @@ int keep_first_op_add(rt_graph *g, const char *uid, const keep_first_config *cfg
  * encode appends the record's bytes to out (cleared before each call) and sets the partition
  * timestamp; returning 1 skips the record, -1 fails the task. Parts are committed at finish. */
 typedef struct sink_op_config {
-    const char *dir; /* table directory */
+    const char *dir; /* table directory, or s3://bucket/prefix: then parts are staged under
+                        --localStagingDir and published through the store, with the settings
+                        of job_output_store_config() */
     const char *run_id;
     const char *task;
     bool daily;
@@ -98,6 +100,9 @@ int invalid_sink_op_add(rt_graph *g, const struct job_common_opts *c, const char
 table_sink_stats sink_op_stats(rt_op *op);
 const char *sink_op_dir(rt_op *op);
 void sink_op_each_published(rt_op *op, void (*fn)(void *arg, const char *relpath), void *arg);
+/* An empty marker (e.g. "dt=.../_SUCCESS") under the sink's table, wherever the table is (local
+ * directory or S3): table_sink_put_marker. Call it from the sink's task. Returns 0 or -1. */
+int sink_op_put_marker(rt_op *op, const char *relpath, char *err, size_t errlen);
 
 /* Writes 8 bytes little-endian of v into buf (the keys' platform_id prefix). */
 static inline void job_put_le64(uint8_t *buf, uint64_t v)

@@ -1,6 +1,7 @@
 #include "jobs/job_flags.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/log.h"
@@ -92,10 +93,10 @@ static const flag_def common_defs[] = {
      "bounded out-of-orderness of the LogRequest source watermark", 0},
     /* S3 / output (§1.5) */
     {"s3Directory", "s3OutputDirectory,o", FLAG_STRING, NULL, O(s3Directory),
-     "output root directory (a local path; s3://bucket/prefix once the S3 connector lands)", 0},
+     "output root: a local directory or s3://bucket[/prefix] (s3a:// accepted); default: "
+     "s3://<--s3Bucket>, else ./out", 0},
     {"s3Bucket", "s", FLAG_STRING, NULL, O(s3Bucket),
-     "output bucket; until the S3 connector lands the local root (-o, else ./out) is used",
-     FLAG_PENDING},
+     "output bucket: the root is s3://<bucket> when -o/--s3Directory is not given", 0},
     {"logAvro", NULL, FLAG_BOOL, "true", O(logAvro), "write the Avro tables", 0},
     {"logParquet", NULL, FLAG_BOOL, NULL, O(logParquet),
      "Parquet tables are written as Avro here, so this adds no second copy", 0},
@@ -105,6 +106,22 @@ static const flag_def common_defs[] = {
      "log side-output records at debug level", 0},
     {"disableS3Sink", NULL, FLAG_LIST, NULL, O(disableS3Sink),
      "sink uid to turn off (repeatable), e.g. sink-s3-raw-view", 0},
+    {"s3Endpoint", NULL, FLAG_STRING, NULL, O(s3Endpoint),
+     "S3 endpoint URL for s3:// outputs and stores; default: $AWS_ENDPOINT_URL, else "
+     "https://s3.<region>.amazonaws.com (credentials: $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)", 0},
+    {"s3Region", NULL, FLAG_STRING, NULL, O(s3Region),
+     "S3 signing region; default: $AWS_REGION, else us-east-1", 0},
+    {"s3PartBytes", NULL, FLAG_INT, "8388608", O(s3PartBytes),
+     "S3 multipart part size in bytes (5 MiB to 5 GiB)", 0},
+    {"s3MaxAttempts", NULL, FLAG_INT, "5", O(s3MaxAttempts),
+     "attempts per S3 request (5xx, 429 and connection errors are retried)", 0},
+    {"s3RetryBackoff", NULL, FLAG_DURATION, "PT0.1S", O(s3RetryBackoff),
+     "first S3 retry delay, doubled per retry", 0},
+    {"s3RequestTimeout", NULL, FLAG_DURATION, "PT60S", O(s3RequestTimeout),
+     "time limit of one S3 request", 0},
+    {"localStagingDir", NULL, FLAG_STRING, NULL, O(localStagingDir),
+     "local directory where parts bound for S3 are written before upload; "
+     "default $TMPDIR/logproc-staging", 0},
     /* logproc's own */
     {"source", "input", FLAG_LIST, NULL, O(source),
      "input record file (repeatable; one task each) instead of Kafka", 0},
@@ -136,6 +153,97 @@ flag_table job_flags_common_table(job_common_opts *o)
 {
     flag_table t = FLAG_TABLE("common", common_defs, o);
     return t;
+}
+
+/* Settings for table sinks, which are built by the jobs without the options at hand. */
+static struct {
+    objstore_config cfg;
+    char endpoint[1024], region[128];
+    char staging[4096];
+} out_store;
+
+const objstore_config *job_output_store_config(void)
+{
+    return &out_store.cfg;
+}
+
+static void default_staging(char *buf, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/logproc-staging", tmp && *tmp ? tmp : "/tmp");
+}
+
+const char *job_output_staging_dir(void)
+{
+    if (!out_store.staging[0]) default_staging(out_store.staging, sizeof out_store.staging);
+    return out_store.staging;
+}
+
+void job_objstore_config(const job_common_opts *o, objstore_config *out)
+{
+    *out = (objstore_config){
+        .endpoint = o->s3Endpoint && *o->s3Endpoint ? o->s3Endpoint : NULL,
+        .region = o->s3Region && *o->s3Region ? o->s3Region : NULL,
+        .max_attempts = (int)o->s3MaxAttempts,
+        .backoff_ms = o->s3RetryBackoff,
+        .part_bytes = o->s3PartBytes,
+        .timeout_ms = o->s3RequestTimeout,
+    };
+}
+
+static int set_output_root(job_common_opts *o, char *err, size_t errlen)
+{
+    const char *d = o->s3Directory, *b = o->s3Bucket;
+    size_t cap = sizeof o->output_root;
+    int n;
+    if (d && *d) {
+        if (!strncmp(d, "s3a://", 6)) n = snprintf(o->output_root, cap, "s3://%s", d + 6);
+        else n = snprintf(o->output_root, cap, "%s", d);
+        /* "s3://b/p/" and "s3://b/p" are the same root; paths are joined with '/' */
+        while (n > 5 && o->output_root[n - 1] == '/' && strncmp(o->output_root, "s3://", 5) == 0 &&
+               (size_t)n < cap)
+            o->output_root[--n] = 0;
+    } else if (b && *b) {
+        if (strchr(b, '/')) {
+            snprintf(err, errlen, "flag --s3Bucket=%s: a bucket name has no '/' (use -o "
+                     "s3://bucket/prefix for a prefix)", b);
+            return -1;
+        }
+        n = snprintf(o->output_root, cap, "s3://%s", b);
+    } else {
+        n = snprintf(o->output_root, cap, "./out");
+    }
+    if (n < 0 || (size_t)n >= cap) {
+        snprintf(err, errlen, "the output root is over %zu bytes", cap - 1);
+        return -1;
+    }
+    if (!strcmp(o->output_root, "s3://")) {
+        snprintf(err, errlen, "flag --s3Directory=%s: no bucket (want s3://bucket[/prefix])", d);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_staging(job_common_opts *o, char *err, size_t errlen)
+{
+    if (o->localStagingDir && *o->localStagingDir) {
+        if (strlen(o->localStagingDir) >= 1024) {
+            snprintf(err, errlen, "flag --localStagingDir: over 1023 bytes");
+            return -1;
+        }
+        snprintf(o->staging_dir, sizeof o->staging_dir, "%s", o->localStagingDir);
+    } else {
+        default_staging(o->staging_dir, sizeof o->staging_dir);
+    }
+    objstore_config c;
+    job_objstore_config(o, &c);
+    snprintf(out_store.endpoint, sizeof out_store.endpoint, "%s", c.endpoint ? c.endpoint : "");
+    snprintf(out_store.region, sizeof out_store.region, "%s", c.region ? c.region : "");
+    c.endpoint = c.endpoint ? out_store.endpoint : NULL;
+    c.region = c.region ? out_store.region : NULL;
+    out_store.cfg = c;
+    snprintf(out_store.staging, sizeof out_store.staging, "%s", o->staging_dir);
+    return 0;
 }
 
 int job_flags_check(job_common_opts *o, char *err, size_t errlen)
@@ -178,8 +286,26 @@ int job_flags_check(job_common_opts *o, char *err, size_t errlen)
             return -1;
         }
     }
+    if (o->s3PartBytes < (5 << 20) || o->s3PartBytes > (5LL << 30)) {
+        snprintf(err, errlen, "flag --s3PartBytes=%lld: must be between %d and %lld",
+                 (long long)o->s3PartBytes, 5 << 20, 5LL << 30);
+        return -1;
+    }
+    if (o->s3MaxAttempts < 1 || o->s3MaxAttempts > 100) {
+        snprintf(err, errlen, "flag --s3MaxAttempts=%lld: must be between 1 and 100",
+                 (long long)o->s3MaxAttempts);
+        return -1;
+    }
+    if (o->s3RetryBackoff < 0 || o->s3RequestTimeout <= 0) {
+        snprintf(err, errlen, "flags --s3RetryBackoff and --s3RequestTimeout: must be >= 0 and > 0");
+        return -1;
+    }
+    if (set_output_root(o, err, errlen) || set_staging(o, err, errlen)) return -1;
     if (o->maxParallelism == 0) o->maxParallelism = o->parallelism;
     log_configure(lvl, !strcmp(o->logFormat, "json"));
+    if (o->s3Directory && *o->s3Directory && o->s3Bucket && *o->s3Bucket)
+        log_warn("flags", "--s3Bucket=%s is not used: -o/--s3Directory=%s is the output root",
+                 o->s3Bucket, o->s3Directory);
     return 0;
 }
 
@@ -196,10 +322,17 @@ void job_label_prefix(const char *label, const char *x, char *buf, size_t cap)
 
 const char *job_output_root(const job_common_opts *o)
 {
+    if (o->output_root[0]) return o->output_root;
+    /* not checked yet: only a local root is known for sure */
     if (o->s3Directory && *o->s3Directory && strncmp(o->s3Directory, "s3a://", 6) &&
         strncmp(o->s3Directory, "s3://", 5))
         return o->s3Directory;
-    return "./out"; /* --s3Bucket and s3:// roots wait for the S3 connector */
+    return "./out";
+}
+
+bool job_output_is_s3(const job_common_opts *o)
+{
+    return !strncmp(job_output_root(o), "s3://", 5);
 }
 
 /* Appends part (trimmed of '/') to buf at *n with a separating '/'. */
@@ -231,6 +364,21 @@ int job_output_path(const job_common_opts *o, const char *const *parts, size_t n
     if (!job_label_is_live(o->jobLabel) && append_part(buf, cap, &n, o->jobLabel, false)) return -1;
     for (size_t i = 0; i < nparts; i++)
         if (append_part(buf, cap, &n, parts[i], false)) return -1;
+    return 0;
+}
+
+int job_local_output_path(const job_common_opts *o, const char *const *parts, size_t nparts,
+                          char *buf, size_t cap)
+{
+    if (job_output_path(o, parts, nparts, buf, cap)) return -1;
+    if (strncmp(buf, "s3://", 5)) return 0;
+    char s3[4096];
+    if (strlen(buf) >= sizeof s3) return -1;
+    memcpy(s3, buf, strlen(buf) + 1);
+    const char *staging = o->staging_dir[0] ? o->staging_dir : job_output_staging_dir();
+    int n = snprintf(buf, cap, "%s/local/%s", staging, s3 + 5);
+    if (n < 0 || (size_t)n >= cap) return -1;
+    log_info("output", "%s is written locally at %s (only tables go to S3)", s3, buf);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "connectors/objstore.h"
 #include "runtime/flags.h"
 
 typedef struct job_common_opts {
@@ -56,6 +57,13 @@ typedef struct job_common_opts {
     char *compressionCodecName;
     bool sideOutputDebugLogging;
     flag_list disableS3Sink;
+    char *s3Endpoint;
+    char *s3Region;
+    int64_t s3PartBytes;
+    int64_t s3MaxAttempts;
+    int64_t s3RetryBackoff;
+    int64_t s3RequestTimeout;
+    char *localStagingDir;
     /* logproc */
     flag_list source;
     int64_t maxRecordBytes;
@@ -69,6 +77,9 @@ typedef struct job_common_opts {
     char *savepointDir;
     char *controlDir;
     bool drain;
+    /* derived by job_flags_check (not flags) */
+    char output_root[1100];   /* job_output_root's answer */
+    char staging_dir[4096];   /* --localStagingDir, else $TMPDIR/logproc-staging */
 } job_common_opts;
 
 /* The common table bound to o. */
@@ -84,14 +95,36 @@ bool job_label_is_live(const char *label);
 /* prefixJobLabel: x when live, else "<label>.<x>", into buf. */
 void job_label_prefix(const char *label, const char *x, char *buf, size_t cap);
 
-/* The output root: --s3Directory (-o) when it is a local path, else "./out" (--s3Bucket and
- * s3:// roots wait for the S3 connector). Static or option storage. */
+/* The output root: --s3Directory (-o: a local path or s3://bucket[/prefix], s3a:// read as
+ * s3://), else s3://<--s3Bucket>, else "./out". Set by job_flags_check; before it, a local -o or
+ * "./out". Option or static storage. */
 const char *job_output_root(const job_common_opts *o);
+
+/* True when the output root is an object store URL (s3://). */
+bool job_output_is_s3(const job_common_opts *o);
+
+/* The S3 settings of the flags (--s3Endpoint, --s3Region, --s3PartBytes, --s3MaxAttempts,
+ * --s3RetryBackoff, --s3RequestTimeout) into *out; credentials stay NULL (the environment's).
+ * Strings point into o. */
+void job_objstore_config(const job_common_opts *o, objstore_config *out);
+
+/* The run's settings for table sinks whose directory is an s3:// URL: the store config and the
+ * local staging directory, copied by job_flags_check before any task starts and only read after
+ * (so task threads share them). Before any job_flags_check: the environment's settings and
+ * $TMPDIR/logproc-staging. */
+const objstore_config *job_output_store_config(void);
+const char *job_output_staging_dir(void);
 
 /* A directory path: root, then the label when not live, then each part (leading and trailing
  * '/' trimmed), joined by '/', without a trailing '/'. Returns 0, or -1 if it does not fit. */
 int job_output_path(const job_common_opts *o, const char *const *parts, size_t nparts, char *buf,
                     size_t cap);
+
+/* Like job_output_path, for an output that is only written locally (the counter's RESP file):
+ * with an s3:// root, the same relative path under the staging directory's local/ (as
+ * <staging>/local/<bucket>/<prefix>[/<label>]/...), logged once per call. Returns 0 or -1. */
+int job_local_output_path(const job_common_opts *o, const char *const *parts, size_t nparts,
+                          char *buf, size_t cap);
 
 /* True when --disableS3Sink names the sink uid. */
 bool job_sink_disabled(const job_common_opts *o, const char *uid);

@@ -10,6 +10,7 @@
 #include "formats/csv.h"
 #include "formats/jsonl.h"
 #include "formats/record_file.h"
+#include "jobs/topic_sink.h"
 #include "jobs/common_ops.h"
 
 static const char *const col_names[CM_NCOLS] = {
@@ -278,6 +279,36 @@ static void sink_free(void *ctx)
     free(s);
 }
 
+static int topic_encode(void *ctx, const rt_record *rec, rt_buf *out)
+{
+    int64_t pts;
+    return sink_encode(ctx, rec, out, &pts);
+}
+
+int cm_topic_sink_add(rt_graph *g, const job_common_opts *c, const char *uid, const char *topic,
+                      const char *message_type, const char *run_id, const char *task,
+                      size_t max_record_bytes, rt_op **out, char *err, size_t errlen)
+{
+    cm_sink *s = calloc(1, sizeof *s);
+    if (!s || !(s->message_type = strdup(message_type ? message_type : ""))) {
+        free(s);
+        snprintf(err, errlen, "adding %s: out of memory", uid);
+        return -1;
+    }
+    s->kind = CM_OUT_CUMULATED_TOPIC;
+    rt_buf_init(&s->scratch, max_record_bytes);
+    topic_sink_config tc = {
+        .topic = topic, .run_id = run_id, .task = task, .job = "content-metrics",
+        .encode = topic_encode, .encode_ctx = s, .encode_free = sink_free,
+        .max_record_bytes = max_record_bytes + RECFILE_FRAME_OVERHEAD,
+    };
+    if (topic_sink_op_add(g, c, uid, &tc, out, err, errlen)) {
+        sink_free(s);
+        return -1;
+    }
+    return 0;
+}
+
 int cm_sink_add(rt_graph *g, const char *uid, const cm_sink_config *cfg, rt_op **out, char *err,
                 size_t errlen)
 {
@@ -322,8 +353,12 @@ int cm_sink_add(rt_graph *g, const char *uid, const cm_sink_config *cfg, rt_op *
 
 /* ---- _SUCCESS markers ---- */
 
+#define MAX_MARKED 4096 /* partitions remembered as marked (more are put again: harmless) */
+
 typedef struct marker_op {
     rt_op *sink;
+    char *marked[MAX_MARKED];
+    size_t nmarked;
     char *dir;
     int failed;
     char err[512];
@@ -340,13 +375,17 @@ static void mark_one(void *arg, const char *relpath)
     marker_op *m = arg;
     const char *slash = strrchr(relpath, '/');
     if (!slash || m->failed) return;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%.*s/_SUCCESS", m->dir, (int)(slash - relpath), relpath);
-    if (access(path, F_OK) == 0) return;
-    FILE *f = fopen(path, "wb");
-    if (!f || fclose(f)) {
-        snprintf(m->err, sizeof m->err, "%.400s: %s", path, strerror(errno));
+    char rel[4096];
+    snprintf(rel, sizeof rel, "%.*s/_SUCCESS", (int)(slash - relpath), relpath);
+    for (size_t i = 0; i < m->nmarked; i++)
+        if (!strcmp(m->marked[i], rel)) return;
+    if (sink_op_put_marker(m->sink, rel, m->err, sizeof m->err)) {
         m->failed = 1;
+        return;
+    }
+    if (m->nmarked < MAX_MARKED) {
+        char *c = strdup(rel);
+        if (c) m->marked[m->nmarked++] = c;
     }
 }
 
@@ -357,15 +396,25 @@ static int marker_finish(rt_op *op)
     return m->failed ? rt_op_fail(op, "writing a _SUCCESS marker: %s", m->err) : 0;
 }
 
+/* With checkpoints the sink publishes when a checkpoint completes (it runs first: it precedes
+ * this operator in the graph's order), so the markers follow then. */
+static int marker_complete(rt_op *op, int64_t id)
+{
+    (void)id;
+    return marker_finish(op);
+}
+
 static void marker_close(rt_op *op)
 {
     marker_op *m = rt_op_self(op);
+    for (size_t i = 0; i < m->nmarked; i++) free(m->marked[i]);
     free(m->dir);
     free(m);
 }
 
 static const rt_op_vtbl marker_vtbl = {
-    .process = marker_process, .finish = marker_finish, .close = marker_close,
+    .process = marker_process, .finish = marker_finish, .checkpoint_complete = marker_complete,
+    .close = marker_close,
 };
 
 int cm_success_marker_add(rt_graph *g, const char *uid, rt_op *sink, rt_op *from, char *err,

@@ -71,6 +71,14 @@ typedef struct cm_sink_config {
 int cm_sink_add(rt_graph *g, const char *uid, const cm_sink_config *cfg, rt_op **out, char *err,
                 size_t errlen);
 
+/* Adds the cumulated topic's sink (jobs/topic_sink.h: Kafka with Kafka input, else a record file
+ * under <root>/kafka/<topic>/). Returns 0 or -1 with err. */
+struct job_common_opts;
+int cm_topic_sink_add(rt_graph *g, const struct job_common_opts *c, const char *uid,
+                      const char *topic, const char *message_type, const char *run_id,
+                      const char *task, size_t max_record_bytes, rt_op **out, char *err,
+                      size_t errlen);
+
 /* Adds an operator that writes an empty `_SUCCESS` file into every partition directory in which
  * the sink `sink` (added by cm_sink_add) has published a part, as the reference's partition
  * commit does (§C.3 to §C.6). It must be added after the sink and fed from the same operator

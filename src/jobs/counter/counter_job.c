@@ -699,7 +699,7 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
                   .timeout_ms = o->redisTimeout,
                   .backoff_max_ms = o->redisRetryMaxBackoff,
                   .retry_limit_ms = o->redisRetryTimeout},
-        .write_metadata = !strcmp(task, "0"),
+        .write_metadata = !strcmp(task, "0") || !strcmp(task, "all"), /* "all": Kafka input */
         .wipe = o->wipe,
         .tables = tables,
         .flush_interval_ms = o->redisFlushInterval,
@@ -708,7 +708,7 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
         sc.redis.url = o->unshardedEndpoint;
     } else {
         const char *parts[] = {"counter"};
-        if (job_output_path(c, parts, 1, dir, sizeof dir)) {
+        if (job_local_output_path(c, parts, 1, dir, sizeof dir)) {
             snprintf(err, errlen, "counter: the output path is too long");
             return -1;
         }
