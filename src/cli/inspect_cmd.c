@@ -45,7 +45,7 @@
 #include "runtime/flags.h"
 
 #define USAGE                                                                                      \
-    "logproc inspect PATH|kafka://TOPIC [--type=event.LogRequest] [--maxRecordBytes=N] [--raw] "   \
+    "logproc inspect PATH...|kafka://TOPIC [--type=event.LogRequest] [--maxRecordBytes=N] [--raw] "   \
     "[--bootstrapServers=ADDR]"
 #define MAX_TYPES 512 /* message types reachable from the roots; far above the schema's ~60 */
 
@@ -437,15 +437,18 @@ static const char *detect(const char *path)
     return "record";
 }
 
+#define INSPECT_MAX_PATHS 4096
+
 int cli_inspect(int argc, char **argv)
 {
     flag_table tables[] = {FLAG_TABLE("inspect", inspect_flags, &opts)};
     char err[512];
-    char *pos[1];
+    char *pos[INSPECT_MAX_PATHS];
     size_t npos = 0;
     bool help = false;
     int status = 2;
-    if (flags_parse(tables, 1, argc - 1, argv + 1, pos, 1, &npos, &help, err, sizeof err) < 0) {
+    if (flags_parse(tables, 1, argc - 1, argv + 1, pos, INSPECT_MAX_PATHS, &npos, &help, err,
+                    sizeof err) < 0) {
         fprintf(stderr, "logproc inspect: %s\n", err);
         goto out;
     }
@@ -476,24 +479,30 @@ int cli_inspect(int argc, char **argv)
                 (long long)opts.maxRecordBytes, UINT32_MAX);
         goto out;
     }
-    if (npos != 1) {
+    if (npos < 1) {
         fprintf(stderr, "logproc inspect: PATH is missing\nusage: %s\n", USAGE);
         goto out;
     }
-    const char *path = pos[0];
-    size_t max = (size_t)opts.maxRecordBytes;
-    if (!strncmp(path, "kafka://", 8)) {
-        status = inspect_kafka(path + 8, d, max, stdout);
-    } else if (opts.raw) {
-        status = inspect_raw(path, d, max, stdout);
-    } else {
-        const char *kind = detect(path);
-        if (kind == NULL)
-            status = 1;
-        else if (!strcmp(kind, "avro"))
-            status = inspect_avro(path, stdout);
-        else
-            status = inspect_records(path, d, max, stdout);
+    /* several paths print one after the other (the worst status wins) */
+    status = 0;
+    for (size_t i = 0; i < npos; i++) {
+        const char *path = pos[i];
+        size_t max = (size_t)opts.maxRecordBytes;
+        int st;
+        if (!strncmp(path, "kafka://", 8)) {
+            st = inspect_kafka(path + 8, d, max, stdout);
+        } else if (opts.raw) {
+            st = inspect_raw(path, d, max, stdout);
+        } else {
+            const char *kind = detect(path);
+            if (kind == NULL)
+                st = 1;
+            else if (!strcmp(kind, "avro"))
+                st = inspect_avro(path, stdout);
+            else
+                st = inspect_records(path, d, max, stdout);
+        }
+        if (st > status) status = st;
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "logproc inspect: writing stdout: %m\n");

@@ -150,7 +150,7 @@ size_t recfile_frame_encode(uint8_t *f, int64_t ts_ms, const void *key, uint32_t
     uint8_t *p = f + RECFILE_HEADER_BYTES;
     header_fill(f, ts_ms, key_len, value_len);
     if (key_len) memcpy(p, key, key_len);
-    if (value_len) memcpy(p + key_len, value, value_len);
+    if (value_len && p + key_len != (const uint8_t *)value) memcpy(p + key_len, value, value_len);
     /* Chained from header_crc: one pass over bytes 20.. gives the CRC of the whole frame. */
     uint32_t hc = get_le32(f + OFF_HEADER_CRC);
     uint32_t fc = crc32c_update(hc, f + OFF_HEADER_CRC, 4 + (size_t)key_len + value_len);

@@ -49,7 +49,9 @@ int recfile_write(recfile_writer *w, int64_t ts_ms, const void *key, size_t key_
  * frame written so far. Returns 0, or -1 with err. */
 int recfile_writer_flush(recfile_writer *w, char *err, size_t errlen);
 /* Encodes one whole frame into dst, which must hold RECFILE_FRAME_OVERHEAD + key_len + value_len
- * bytes; returns that size. For sinks that encode a record before choosing its file. */
+ * bytes; returns that size. value may already sit at its place in dst (dst + RECFILE_HEADER_BYTES +
+ * key_len: packed there by the caller), which saves a copy. For sinks that encode a record before
+ * choosing its file. */
 size_t recfile_frame_encode(uint8_t *dst, int64_t ts_ms, const void *key, uint32_t key_len,
                            const void *value, uint32_t value_len);
 /* Appends frames made by recfile_frame_encode, as they are. Returns 0 or -1 (I/O error). */

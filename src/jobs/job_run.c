@@ -972,6 +972,35 @@ static int drive(driver *d)
     return d->failed ? -1 : 0;
 }
 
+/* The run id lives in the checkpoint store from the first start on (`_run_id`), so a process
+ * killed before its first checkpoint restarts under the same id: its replayed outputs get the
+ * same part names and Kafka record ids as the ones it wrote before. */
+static int keep_run_id(driver *d, char *err, size_t errlen)
+{
+    objstore *os;
+    char why[1024];
+    if (objstore_open(d->ckstore, &d->oscfg, &os, why, sizeof why)) {
+        snprintf(err, errlen, "checkpoint store %s: %s", d->ckstore, why);
+        return -1;
+    }
+    rt_buf b;
+    rt_buf_init(&b, 64);
+    int r = objstore_get(os, "_run_id", &b, why, sizeof why);
+    int rc = 0;
+    if (r == 0 && b.len == 8) {
+        memcpy(d->run_id, b.data, 8);
+        d->run_id[8] = 0;
+    } else if (r == 1 || r == 0) {
+        if (objstore_put(os, "_run_id", d->run_id, 8, why, sizeof why)) rc = -1;
+    } else {
+        rc = -1;
+    }
+    if (rc) snprintf(err, errlen, "checkpoint store %s: run id: %s", d->ckstore, why);
+    rt_buf_free(&b);
+    objstore_free(os);
+    return rc;
+}
+
 int job_run_main(const job_def *def, int argc, char **argv)
 {
     driver *d = calloc(1, sizeof *d);
@@ -1021,6 +1050,7 @@ int job_run_main(const job_def *def, int argc, char **argv)
         fprintf(stderr, "logproc run %s: %s\n", def->name, err);
         goto out;
     }
+    job_objstore_config(c, &d->oscfg);
     d->kafka = c->source.n == 0;
     d->two = def->second_input && def->second_input(c, d->jopts, &d->in2) == 1;
     size_t nfiles = d->kafka ? 0 : c->source.n + (d->two ? d->in2.files->n : 0);
@@ -1046,6 +1076,10 @@ int job_run_main(const job_def *def, int argc, char **argv)
         }
         log_info(def->name, "checkpoints store=%s interval_ms=%" PRId64, d->ckstore,
                  c->checkpointInterval);
+        if (!c->runId && keep_run_id(d, err, sizeof err)) {
+            fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+            goto out;
+        }
     }
     if (rt_metrics_new(&d->metrics) || rt_mem_new(c->memoryLimit, &d->mem) ||
         (nfiles && !(d->files = calloc(nfiles, sizeof *d->files)))) {

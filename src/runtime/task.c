@@ -9,6 +9,7 @@
 #define DEFAULT_WM_EVERY 256
 #define DEFAULT_STEP 4096
 #define LABELS_MAX 160
+#define CKPT_CHECK_EVERY 256 /* records between checks of the checkpoint clock (a power of 2) */
 
 enum { STOP_NONE = 0, STOP_KEEP = 1, STOP_DRAIN = 2 };
 enum { PEND_NONE = 0, PEND_RECORD = 1, PEND_BAD = 2 };
@@ -337,6 +338,9 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         if (rt_graph_push(t->g, s->root, s->input, &rec) < 0)
             return fail(t, err, errlen, rt_graph_error(t->g));
         if (++s->since_wm >= t->cfg.watermark_every && poll_source(t, s, err, errlen) < 0)
+            return -1;
+        /* a due checkpoint need not wait for the step's end (a step can be seconds of work) */
+        if ((n & (CKPT_CHECK_EVERY - 1)) == CKPT_CHECK_EVERY - 1 && maybe_checkpoint(t, err, errlen) < 0)
             return -1;
     }
     rt_gauge_set(t->g_offset, t->last_offset);

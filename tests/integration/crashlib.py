@@ -14,22 +14,29 @@ import avro.datafile
 import avro.io
 
 
-def table_rows(root):
-    """{table dir relative to root: sorted list of rows as canonical JSON} for every published
-    Avro part under root (hidden in-progress parts are skipped, as readers skip them)."""
-    out = {}
+def table_rows(root, inspect_bin=None):
+    """{table dir relative to root: sorted list of rows as JSON lines} for every published Avro
+    part under root (hidden in-progress parts are skipped, as readers skip them). The rows are
+    printed by `logproc inspect` (fast; what is compared is two runs' rows, and the Avro files
+    themselves are checked by independent readers in other tests)."""
+    bin_ = inspect_bin or os.environ.get("LOGPROC_BIN", "logproc")
+    by_table = {}
     for path in glob.glob(os.path.join(root, "**", "part-*.avro"), recursive=True):
         rel = os.path.relpath(path, root).split(os.sep)
         table = "/".join(p for p in rel[:-1] if not p.startswith(("dt=", "hour=")))
         partition = "/".join(p for p in rel[:-1] if p.startswith(("dt=", "hour=")))
-        with open(path, "rb") as f:
-            reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
-            rows = out.setdefault(table, [])
-            for r in reader:
-                rows.append(partition + " " + json.dumps(r, sort_keys=True, default=repr))
-            reader.close()
-    for v in out.values():
-        v.sort()
+        by_table.setdefault(table, []).append((partition, path))
+    out = {}
+    for table, parts in by_table.items():
+        rows = []
+        for partition in sorted(set(p for p, _ in parts)):
+            paths = sorted(x for p, x in parts if p == partition)
+            for i in range(0, len(paths), 500):
+                r = subprocess.run([bin_, "inspect"] + paths[i:i + 500], capture_output=True)
+                assert r.returncode == 0, r.stderr.decode()[-2000:]
+                rows.extend(partition + " " + l for l in r.stdout.decode().splitlines())
+        rows.sort()
+        out[table] = rows
     return out
 
 
@@ -60,31 +67,39 @@ def topic_files_rows(root):
 
 
 def run_with_kills(cmd, kills, rng, env=None, progress=b"component=checkpoint completed",
-                   log=None, max_restarts=200):
-    """Runs cmd until it exits 0, killing it with SIGKILL `kills` times. Each kill waits for a
-    random number (0..2) of new progress lines on stderr (so it lands after some checkpoint) and
-    then a random delay of 0..300 ms, so kills fall before, during and after checkpoints and
-    publishes. Returns (number of kills done, total starts, the last run's stdout)."""
+                   log=None, max_restarts=400, max_delay=0.6, after_delay=0.2):
+    """Runs cmd until it exits 0, killing it with SIGKILL `kills` times first. 30% of the kills
+    wait for a new progress line on stderr (a checkpoint) and come 0..after_delay s after it, so they
+    land during commits and publishes; the others come at a random 0..max_delay s after the
+    start, so they land during restores, processing and checkpoint writes. Returns (kills done,
+    starts, the last run's stdout); kills done is less than asked only when the job finished
+    before the kill came."""
+    import selectors
     done = starts = 0
     while True:
         starts += 1
         assert starts <= max_restarts, "too many restarts"
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         if done < kills:
-            want = rng.randint(0, 2)
-            seen = 0
-            import selectors
+            after_line = rng.random() < 0.3
+            delay = rng.random() * (after_delay if after_line else max_delay)
             sel = selectors.DefaultSelector()
             sel.register(p.stderr, selectors.EVENT_READ)
-            buf = b""
-            while seen < want and p.poll() is None:
-                if sel.select(timeout=0.5):
+            buf, start = b"", time.monotonic()
+            deadline = start + 120
+            while p.poll() is None and time.monotonic() < deadline:
+                if after_line and progress in buf:
+                    break
+                if not after_line and time.monotonic() - start >= delay:
+                    break
+                if sel.select(timeout=0.02):
                     chunk = os.read(p.stderr.fileno(), 65536)
                     if not chunk:
                         break
                     buf += chunk
-                    seen = buf.count(progress)
-            time.sleep(rng.random() * 0.3)
+            if after_line:
+                time.sleep(delay)
+            sel.close()
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
@@ -92,9 +107,118 @@ def run_with_kills(cmd, kills, rng, env=None, progress=b"component=checkpoint co
                 p.stderr.read()
                 done += 1
                 if log:
-                    log("kill %d (after %d checkpoint lines)" % (done, seen))
+                    log("kill %d (%s)" % (done, "after a checkpoint" if after_line else "at random"))
                 continue
         out, err = p.communicate()
         if p.returncode != 0:
             raise AssertionError("run failed (%d): %s" % (p.returncode, err.decode()[-3000:]))
         return done, starts, out.decode()
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_line(path, prefix, proc, timeout=30):
+    """Polls a process's output file for a line starting with prefix (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            for line in open(path):
+                if line.startswith(prefix):
+                    return line[len(prefix):].strip()
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError("no %s line in %s" % (prefix, path))
+
+
+class Resp:
+    """A minimal RESP client (enough for SCAN, TYPE, HGETALL, TTL, SELECT)."""
+
+    def __init__(self, port, db=0):
+        import socket
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+        if db:
+            self.cmd("SELECT", str(db))
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return self._reply()
+
+    def _reply(self):
+        line = self.f.readline()[:-2]
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)[:-2]
+            return data
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("bad reply %r" % line)
+
+    def dump(self):
+        """{key: (sorted hash items, has a TTL)} of the selected db."""
+        keys, cursor = [], b"0"
+        while True:
+            cursor, batch = self.cmd("SCAN", cursor, "COUNT", "1000")
+            keys.extend(batch)
+            if cursor == b"0":
+                break
+        out = {}
+        for k in keys:
+            typ = self.cmd("TYPE", k)
+            if typ == b"hash":
+                items = self.cmd("HGETALL", k)
+                val = sorted(zip(items[::2], items[1::2]))
+            else:
+                val = typ
+            out[k] = (val, self.cmd("TTL", k) > 0)
+        return out
+
+    def close(self):
+        self.s.close()
+
+
+def kafka_records(bootstrap, topic):
+    """Every record of topic (all partitions, from the start to the end): a list of
+    (partition, offset, key, value, headers dict)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-test-reader",
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "auto.offset.reset": "earliest"})
+    md = c.list_topics(topic, timeout=10)
+    parts = sorted(md.topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    eof, out = set(), []
+    deadline = time.monotonic() + 60
+    while len(eof) < len(parts) and time.monotonic() < deadline:
+        for m in c.consume(num_messages=10000, timeout=0.2):
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    eof.add(m.partition())
+                    continue
+                raise RuntimeError(str(m.error()))
+            out.append((m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or [])))
+    c.close()
+    assert len(eof) == len(parts), "topic %s not read to its end" % topic
+    return out

@@ -171,7 +171,6 @@ static int add_sink(build *b, rt_op **agg, const cm_window_config *wc, const cha
     const char *dir = cm_output_dir(kind);
     if (kind == CM_OUT_CUMULATED_TOPIC) {
         snprintf(uid, sizeof uid, "sink-kafka-%s", dir);
-        snprintf(path, sizeof path, "%s/kafka/%s", job_output_root(b->c), dir);
     } else {
         snprintf(uid, sizeof uid, "sink-s3-%s", dir);
         for (char *p = uid; *p; p++)
@@ -184,14 +183,20 @@ static int add_sink(build *b, rt_op **agg, const cm_window_config *wc, const cha
         if (cm_window_op_add(b->g, agg_uid, wc, agg) || connect(b, events, 0, *agg))
             return fail(b, agg_uid);
     }
+    rt_op *sink;
+    if (kind == CM_OUT_CUMULATED_TOPIC) {
+        if (cm_topic_sink_add(b->g, b->c, uid, dir, message_type, b->run_id, b->task,
+                              64 * 1024 + 16 * 4096, &sink, b->err, b->errlen) ||
+            connect(b, *agg, 0, sink))
+            return -1;
+        return 0;
+    }
     cm_sink_config sc = {
         .kind = kind, .dir = path, .message_type = message_type, .run_id = b->run_id,
         .task = b->task, .max_record_bytes = 64 * 1024 + 16 * 4096,
     };
-    rt_op *sink;
     if (cm_sink_add(b->g, uid, &sc, &sink, b->err, b->errlen) || connect(b, *agg, 0, sink))
         return -1;
-    if (kind == CM_OUT_CUMULATED_TOPIC) return 0;
     /* the partition commit's _SUCCESS files: write-success-etl-<table> */
     char muid[RT_UID_MAX + 32];
     snprintf(muid, sizeof muid, "write-success-%s", uid + strlen("sink-s3-"));

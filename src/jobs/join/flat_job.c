@@ -28,6 +28,7 @@
 #include "formats/avro_schema.h"
 #include "formats/pb_util.h"
 #include "formats/record_file.h"
+#include "jobs/topic_sink.h"
 #include "jobs/avro_table.h"
 #include "jobs/common_ops.h"
 #include "jobs/job.h"
@@ -181,13 +182,11 @@ static int flat_encode(void *ctx, const rt_record *rec, rt_buf *out, int64_t *pt
     size_t klen = kafka_key(rec, key, sizeof key);
     size_t vlen = protobuf_c_message_get_packed_size(m);
     if (klen > sizeof key || rt_buf_reserve(out, RECFILE_FRAME_OVERHEAD + klen + vlen)) goto done;
-    /* pack the value in place after the frame header, then frame it */
+    /* pack the value where the frame will hold it, then frame it around itself */
     uint8_t *frame = out->data + out->len;
-    uint8_t *value = malloc(vlen ? vlen : 1);
-    if (!value) goto done;
+    uint8_t *value = frame + RECFILE_HEADER_BYTES + klen;
     protobuf_c_message_pack(m, value);
     out->len += recfile_frame_encode(frame, rec->ts, key, (uint32_t)klen, value, (uint32_t)vlen);
-    free(value);
     rc = 0;
 done:
     pb_arena_reset(s->arena, 1 << 20);
@@ -200,24 +199,6 @@ static void flat_sink_free(void *ctx)
     avro_table_free(s->table);
     pb_arena_free(s->arena);
     free(s);
-}
-
-/* record-file parts for the Kafka topics */
-static int rec_open(void *ctx, const char *path, void **part, char *err, size_t errlen)
-{
-    return recfile_writer_open(path, (recfile_writer **)part, err, errlen);
-}
-
-static int rec_append(void *part, const void *bytes, size_t len, char *err, size_t errlen)
-{
-    if (recfile_write_frames(part, bytes, len) == 0) return 0;
-    snprintf(err, errlen, "writing a record file part failed");
-    return -1;
-}
-
-static int rec_close(void *part, char *err, size_t errlen)
-{
-    return recfile_writer_close(part, err, errlen);
 }
 
 /* ---- building ---- */
@@ -282,28 +263,32 @@ static int add_side(build *b, rt_op *from, int port, const char *name,
     return add_table(b, from, port, "etl_side", name, desc, NULL, PART_LOG_TIMESTAMP);
 }
 
-/* A record file of topic under <root>/kafka/<topic>/ (the stand-in for the Kafka sink). */
+static int flat_topic_encode(void *ctx, const rt_record *rec, rt_buf *out)
+{
+    int64_t pts;
+    return flat_encode(ctx, rec, out, &pts);
+}
+
+/* The Kafka topic (a record file of it under <root>/kafka/<topic>/ with file input). */
 static int add_topic(build *b, rt_op *from, int port, const char *topic)
 {
-    char uid[RT_UID_MAX], path[4096];
+    char uid[RT_UID_MAX];
     snprintf(uid, sizeof uid, "sink-kafka-%s", topic);
-    snprintf(path, sizeof path, "%s/kafka/%s", job_output_root(b->c), topic);
     flat_sink *s = calloc(1, sizeof *s);
     if (!s || !(s->arena = pb_arena_new(64 << 10, 256 << 20))) {
         free(s);
         return fail(b, "out of memory");
     }
     s->kafka = 1;
-    sink_op_config sc = {
-        .dir = path, .run_id = b->run_id, .task = b->task, .unpartitioned = true,
-        .format = {rec_open, rec_append, rec_close, NULL, "rec"},
-        .encode = flat_encode, .encode_ctx = s, .encode_free = flat_sink_free,
+    topic_sink_config tc = {
+        .topic = topic, .run_id = b->run_id, .task = b->task, .job = "flat-output",
+        .encode = flat_topic_encode, .encode_ctx = s, .encode_free = flat_sink_free,
         .max_record_bytes = 16 * (size_t)b->c->maxRecordBytes,
     };
     rt_op *op;
-    if (sink_op_add(b->g, uid, &sc, &op)) {
+    if (topic_sink_op_add(b->g, b->c, uid, &tc, &op, b->err, b->errlen)) {
         flat_sink_free(s);
-        return fail(b, "adding a topic sink");
+        return -1;
     }
     return connect(b, from, port, op, 0);
 }
