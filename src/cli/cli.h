@@ -9,5 +9,9 @@ int cli_generate(int argc, char **argv); /* logproc generate logs|content  (gene
 int cli_inspect(int argc, char **argv);  /* logproc inspect PATH           (inspect_cmd.c) */
 int cli_store(int argc, char **argv);    /* logproc store put|get|ls|...   (store_cmd.c) */
 int cli_kafka_local(int argc, char **argv); /* logproc kafka-local     (kafka_local_cmd.c) */
+int cli_list(int argc, char **argv);      /* logproc list                  (control_cmd.c) */
+int cli_savepoint(int argc, char **argv); /* logproc savepoint JOB         (control_cmd.c) */
+int cli_stop(int argc, char **argv);      /* logproc stop JOB              (control_cmd.c) */
+int cli_cancel(int argc, char **argv);    /* logproc cancel JOB            (control_cmd.c) */
 
 #endif

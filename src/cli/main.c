@@ -16,6 +16,10 @@ static const struct {
     {"inspect", cli_inspect, "inspect PATH           print an Avro file or a record file as JSON lines"},
     {"store", cli_store, "store VERB URL KEY     put|get|ls|rm|stage|publish|abort objects (local dir or s3://)"},
     {"kafka-local", cli_kafka_local, "kafka-local [flags]    host the embedded Kafka-protocol cluster until SIGTERM"},
+    {"list", cli_list, "list                   the jobs running on this machine"},
+    {"savepoint", cli_savepoint, "savepoint JOB          write a savepoint of a running job; prints its path"},
+    {"stop", cli_stop, "stop JOB [--savepoint] stop a running job (state kept in a final checkpoint)"},
+    {"cancel", cli_cancel, "cancel JOB             end a running job at once (resumes from its last checkpoint)"},
 };
 
 static void usage(FILE *out)

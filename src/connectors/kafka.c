@@ -296,7 +296,7 @@ static void parts_truncate(kafka_consumer *c, size_t keep)
 
 static void set_fatal(kafka_consumer *c, const char *what)
 {
-    if (!c->fatal[0]) snprintf(c->fatal, sizeof c->fatal, "kafka %s: %s", c->bootstrap, what);
+    if (!c->fatal[0]) snprintf(c->fatal, sizeof c->fatal, "kafka %.200s: %.290s", c->bootstrap, what);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,

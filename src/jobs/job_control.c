@@ -80,6 +80,21 @@ static long read_pid(const char *path)
     return end != line && pid > 0 ? pid : -1;
 }
 
+/* The process is gone: no such pid, or a zombie its parent has not reaped yet. */
+static int dead(long pid)
+{
+    if (kill((pid_t)pid, 0)) return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 static void paths(const char *dir, const char *name, char *pid, char *req, char *reply)
 {
     snprintf(pid, PATH_CAP, "%s/%s.pid", dir, name);
@@ -143,6 +158,7 @@ jctl_kind jctl_poll(jctl *c, const char **arg)
     unlink(c->req_path);
     if (!strcmp(line, "stop")) return JCTL_STOP;
     if (!strcmp(line, "stop-drain")) return JCTL_STOP_DRAIN;
+    if (!strcmp(line, "savepoint") || !strcmp(line, "stop-savepoint")) strcat(line, " ");
     if (!strncmp(line, "savepoint ", 10)) {
         snprintf(c->arg, sizeof c->arg, "%s", line + 10);
         *arg = c->arg;
@@ -186,7 +202,7 @@ static int64_t mono_ms(void)
 static long live_pid(const char *dir, const char *name, char *pid_path, char *err, size_t errlen)
 {
     long pid = read_pid(pid_path);
-    if (pid <= 0 || kill((pid_t)pid, 0)) {
+    if (pid <= 0 || dead(pid)) {
         snprintf(err, errlen, "no running job %s (no live pid in %s)", name, pid_path);
         return -1;
     }
@@ -218,7 +234,7 @@ int jctl_send(const char *dir, const char *name, const char *request, int timeou
             snprintf(err, errlen, "job %s: %s", name, reply);
             return -1;
         }
-        if (kill((pid_t)pid, 0)) {
+        if (dead(pid)) {
             if (!read_line(repp, reply, cap) && !strncmp(reply, "ok", 2)) return 0;
             snprintf(err, errlen, "job %s (pid %ld) exited without a reply", name, pid);
             return -1;
@@ -229,23 +245,39 @@ int jctl_send(const char *dir, const char *name, const char *request, int timeou
     return -1;
 }
 
-int jctl_signal_stop(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen)
+static int wait_gone(long pid, const char *name, int timeout_ms, char *err, size_t errlen)
+{
+    int64_t until = mono_ms() + timeout_ms;
+    while (mono_ms() < until) {
+        if (dead(pid)) return 0;
+        nap();
+    }
+    snprintf(err, errlen, "job %s (pid %ld) still runs after %d ms", name, pid, timeout_ms);
+    return -1;
+}
+
+int jctl_wait_exit(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen)
+{
+    char pidp[PATH_CAP], reqp[PATH_CAP], repp[PATH_CAP];
+    paths(dir, name, pidp, reqp, repp);
+    long pid = read_pid(pidp);
+    if (pid <= 0) return 0;
+    return wait_gone(pid, name, timeout_ms, err, errlen);
+}
+
+int jctl_cancel(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen)
 {
     char pidp[PATH_CAP], reqp[PATH_CAP], repp[PATH_CAP];
     paths(dir, name, pidp, reqp, repp);
     long pid = live_pid(dir, name, pidp, err, errlen);
     if (pid < 0) return -1;
-    if (kill((pid_t)pid, SIGTERM)) {
+    if (kill((pid_t)pid, SIGKILL)) {
         snprintf(err, errlen, "signalling job %s (pid %ld): %s", name, pid, strerror(errno));
         return -1;
     }
-    int64_t until = mono_ms() + timeout_ms;
-    while (mono_ms() < until) {
-        if (kill((pid_t)pid, 0)) return 0;
-        nap();
-    }
-    snprintf(err, errlen, "job %s (pid %ld) still runs after %d ms", name, pid, timeout_ms);
-    return -1;
+    if (wait_gone(pid, name, timeout_ms, err, errlen)) return -1;
+    unlink(pidp); /* the job could not remove it */
+    return 0;
 }
 
 int jctl_list(const char *dir, void (*fn)(void *arg, const char *name, long pid), void *arg)
@@ -261,7 +293,7 @@ int jctl_list(const char *dir, void (*fn)(void *arg, const char *name, long pid)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         snprintf(name, sizeof name, "%.*s", (int)(len - 4), e->d_name);
         long pid = read_pid(path);
-        if (pid <= 0 || kill((pid_t)pid, 0)) continue;
+        if (pid <= 0 || dead(pid)) continue;
         fn(arg, name, pid);
         n++;
     }

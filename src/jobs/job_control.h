@@ -2,8 +2,9 @@
  * request/reply pair of files in a local control directory, and signals.
  *
  *   <dir>/<name>.pid       "<pid>\n", written atomically at start, removed at exit
- *   <dir>/<name>.request   one line: "savepoint <url>", "stop", "stop-drain",
- *                          "stop-savepoint <url>" (the client writes it, then sends SIGUSR1)
+ *   <dir>/<name>.request   one line: "savepoint [<url>]", "stop", "stop-drain",
+ *                          "stop-savepoint [<url>]" (the client writes it, then sends SIGUSR1;
+ *                          without a url the job picks its default savepoint path)
  *   <dir>/<name>.reply     one line: "ok <detail>" or "error <message>" (the job writes it)
  * where <name> is the job name, with ".<label>" for a labelled job. SIGTERM and SIGINT stop the
  * job without draining (a final checkpoint keeps its state); a second one exits at once.
@@ -42,9 +43,12 @@ void jctl_close(jctl *c);
  * reply, no reply in time). */
 int jctl_send(const char *dir, const char *name, const char *request, int timeout_ms, char *reply,
               size_t cap, char *err, size_t errlen);
-/* Sends SIGKILL-free cancellation: SIGTERM (the job stops at its next record boundary with a
- * final checkpoint) and waits until the pid file is gone. Returns 0 or -1 with err. */
-int jctl_signal_stop(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen);
+/* Waits until the job's process is gone. Returns 0 or -1 with err (still running at the
+ * deadline). */
+int jctl_wait_exit(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen);
+/* Cancels the job: SIGKILL, then waits for it to go (nothing after its last checkpoint is
+ * published; a restart resumes from that checkpoint). Returns 0 or -1 with err. */
+int jctl_cancel(const char *dir, const char *name, int timeout_ms, char *err, size_t errlen);
 /* Lists the live jobs of dir: fn(arg, name, pid) for each. Returns the count. */
 int jctl_list(const char *dir, void (*fn)(void *arg, const char *name, long pid), void *arg);
 

@@ -329,6 +329,7 @@ typedef struct driver {
     /* control */
     jctl *ctl;
     jckpt_savepoint *sp;
+    char sp_url[4096];
     int sp_then_stop;
     int stop_requested;
     int failed;
@@ -350,7 +351,7 @@ static int dfail(driver *d, const char *fmt, ...)
 
 static void task_label_kafka(const char *topic, int32_t partition, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s-%" PRId32, topic, partition);
+    snprintf(buf, cap, "%.200s-%" PRId32, topic, partition);
 }
 
 /* Loads a task's checkpoint (the savepoint's, or the newest in the store). Returns 1, 0 or -1. */
@@ -851,6 +852,22 @@ static int open_kafka(driver *d)
 static void begin_savepoint(driver *d, const char *url, int then_stop)
 {
     char err[1024];
+    if (!url || !*url) {
+        /* the default: --savepointDir, else <output root>/savepoints/<job>, one per request */
+        char name[300];
+        job_label_prefix(d->c->jobLabel, d->def->name, name, sizeof name);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (d->c->savepointDir)
+            snprintf(d->sp_url, sizeof d->sp_url, "%s/savepoint-%lld", d->c->savepointDir,
+                     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        else
+            snprintf(d->sp_url, sizeof d->sp_url, "%s/savepoints/%s/savepoint-%lld",
+                     job_output_root(d->c), name, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    } else {
+        snprintf(d->sp_url, sizeof d->sp_url, "%s", url);
+    }
+    url = d->sp_url;
     if (!d->checkpointing) {
         jctl_reply(d->ctl, 0, "savepoints need checkpoints (Kafka input or --checkpointDir)");
         return;
@@ -886,8 +903,8 @@ static void poll_savepoint(driver *d)
     if (r == 0) return;
     const char *url = NULL;
     if (r > 0) {
-        jctl_reply(d->ctl, 1, "savepoint written");
-        log_info(d->def->name, "savepoint completed");
+        jctl_reply(d->ctl, 1, d->sp_url);
+        log_info(d->def->name, "savepoint completed path=%s", d->sp_url);
     } else {
         jctl_reply(d->ctl, 0, err);
         log_error(d->def->name, "savepoint failed: %s", err);
@@ -980,7 +997,7 @@ static int keep_run_id(driver *d, char *err, size_t errlen)
     objstore *os;
     char why[1024];
     if (objstore_open(d->ckstore, &d->oscfg, &os, why, sizeof why)) {
-        snprintf(err, errlen, "checkpoint store %s: %s", d->ckstore, why);
+        snprintf(err, errlen, "checkpoint store %.1000s: %.900s", d->ckstore, why);
         return -1;
     }
     rt_buf b;
@@ -995,7 +1012,7 @@ static int keep_run_id(driver *d, char *err, size_t errlen)
     } else {
         rc = -1;
     }
-    if (rc) snprintf(err, errlen, "checkpoint store %s: run id: %s", d->ckstore, why);
+    if (rc) snprintf(err, errlen, "checkpoint store %.1000s: run id: %.900s", d->ckstore, why);
     rt_buf_free(&b);
     objstore_free(os);
     return rc;
