@@ -7,3 +7,5 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 /usr/bin/python3 "$here/run.py" "$@"
 # counter (real redis-server on loopback) and content-metrics
 /usr/bin/python3 "$here/run_metrics_jobs.py"
+# Kafka: kcat vs flat-output Kafka->Kafka on a private kafka-local cluster, and checkpoint cost
+/usr/bin/python3 "$here/run_kafka.py"
