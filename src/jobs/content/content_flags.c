@@ -142,7 +142,7 @@ int content_flags_check(const job_common_opts *c, content_opts *o, char *err, si
     if (o->outputParquet)
         log_info("content-metrics", "--outputParquet: the hourly and daily tables are written as "
                                     "Avro container files with the same columns");
-    if (!o->joinedEventSource.n)
+    if (!o->joinedEventSource.n && c->source.n)
         log_warn("content-metrics", "no --joinedEventSource: the joined impression counts are 0");
     char topic[200];
     content_joined_event_topic(c, o, topic, sizeof topic);

@@ -7,7 +7,7 @@
  *          view        -> keep-first-view ---------------------------\
  *          impression  -> keep-first-impression ----------------------+-> derive-content-event
  *          action      -> keep-first-action --------------------------/        |
- *   source-kafka-metrics[.<label>].default.joined-event (decode, only with --joinedEventSource)
+ *   source-kafka-metrics[.<label>].default.joined-event (decode, with --joinedEventSource or Kafka input)
  *     --invalid--> (the same invalid-record sink)                              |
  *     -> filter-joined-impression -> keep-first-joined-impression -------------/
  *   derive-content-event -> aggregate-hourly-content-metrics    -> sink-s3-etl-hourly_content_metrics
@@ -31,6 +31,7 @@
 #include "jobs/content/content_output.h"
 #include "jobs/content/content_window.h"
 #include "jobs/job.h"
+#include "jobs/topic_sink.h"
 #include "jobs/map_op.h"
 #include "jobs/split.h"
 
@@ -231,7 +232,7 @@ static int content_build(rt_graph *g, const job_common_opts *c, const void *opts
 
     /* joined impressions (the source exists when there are files to read until Kafka lands: a
      * source that never advances would hold every window back until the end of input) */
-    if (o->joinedEventSource.n) {
+    if (o->joinedEventSource.n || topic_sink_kafka_mode(c)) { /* Kafka input: the topic */
         rt_op *joined, *filter;
         content_joined_event_topic(c, o, topic, sizeof topic);
         if (add_source(b, topic, &event__joined_event__descriptor, CM_REC_JOINED_EVENT, &joined))
