@@ -22,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/record_file.h"
 #include "jobs/avro_table.h"
 #include "jobs/common_ops.h"
 #include "jobs/map_op.h"
 #include "jobs/raw/derived.h"
 #include "jobs/restructure.h"
 #include "jobs/split.h"
+#include "jobs/topic_sink.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
 
@@ -41,6 +43,7 @@ typedef struct raw_opts {
     int64_t keepFirstImpressionDuration;
     int64_t keepFirstActionDuration;
     bool writeLogUserUserEventsToKafka;
+    char *logUserUserTopic;
     bool writeHudiTables;
 } raw_opts;
 
@@ -59,7 +62,10 @@ static const flag_def raw_defs[] = {
     {"keepFirstActionDuration", NULL, FLAG_DURATION, "P1D", R(keepFirstActionDuration),
      "dedupe retention of actions", 0},
     {"writeLogUserUserEventsToKafka", NULL, FLAG_BOOL, NULL, R(writeLogUserUserEventsToKafka),
-     "also write LogUserUser rows to Kafka", FLAG_PENDING},
+     "also write the pre-dedupe LogUserUser stream to Kafka (metrics.[<label>.]<kafkaDataset>."
+     "log-user-user-event; the counter joins on it)", 0},
+    {"logUserUserTopic", NULL, FLAG_STRING, "", R(logUserUserTopic),
+     "the LogUserUser topic instead of metrics.[<label>.]<kafkaDataset>.log-user-user-event", 0},
     {"writeHudiTables", NULL, FLAG_BOOL, NULL, R(writeHudiTables),
      "Hudi output (out of scope: rejected)", 0},
 };
@@ -341,6 +347,74 @@ static int add_sink(build_ctx *b, rt_op *from, int port, const char *dir,
     return 0;
 }
 
+/* ---- the LogUserUser topic (other-jobs §A.7): key = §1.4 key, value = Avro binary ---- */
+
+typedef struct luu_topic {
+    avenc_buf datum;
+} luu_topic;
+
+static int luu_topic_encode(void *ctx, const rt_record *rec, rt_buf *out)
+{
+    luu_topic *t = ctx;
+    if (rec->type != REC_LOG_USER_USER) return -1;
+    const avenc_log_user_user *r = rec->data;
+    char err[256];
+    rt_buf_reset(&t->datum);
+    if (avenc_log_user_user_datum(r, &t->datum, err, sizeof err)) return -1;
+    uint8_t key[4096];
+    size_t klen = recfile_make_key((uint64_t)r->platform_id, r->log_user_id ? r->log_user_id : "",
+                                   key, sizeof key);
+    if (klen > sizeof key || rt_buf_reserve(out, RECFILE_FRAME_OVERHEAD + klen + t->datum.len))
+        return -1;
+    out->len += recfile_frame_encode(out->data + out->len, rec->ts, key, (uint32_t)klen,
+                                     t->datum.data, (uint32_t)t->datum.len);
+    return 0;
+}
+
+static void luu_topic_free(void *ctx)
+{
+    luu_topic *t = ctx;
+    avenc_buf_free(&t->datum);
+    free(t);
+}
+
+static int add_luu_topic(build_ctx *b, rt_op *from, const char *override)
+{
+    char topic[512], uid[RT_UID_MAX];
+    if (override && *override) {
+        snprintf(topic, sizeof topic, "%s", override);
+    } else {
+        char mid[256] = "";
+        if (!job_label_is_live(b->c->jobLabel)) snprintf(mid, sizeof mid, "%s.", b->c->jobLabel);
+        snprintf(topic, sizeof topic, "metrics.%s%s.log-user-user-event", mid, b->c->kafkaDataset);
+    }
+    if ((size_t)snprintf(uid, sizeof uid, "sink-kafka-%s", topic) >= sizeof uid) {
+        snprintf(b->err, b->errlen, "topic %.100s...: uid over %d bytes", topic, RT_UID_MAX);
+        return -1;
+    }
+    luu_topic *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(b->err, b->errlen, "adding %s: out of memory", uid);
+        return -1;
+    }
+    avenc_buf_init(&t->datum, (size_t)b->c->maxRecordBytes);
+    topic_sink_config tc = {
+        .topic = topic, .run_id = b->run_id, .task = b->task, .job = "raw-output",
+        .encode = luu_topic_encode, .encode_ctx = t, .encode_free = luu_topic_free,
+        .max_record_bytes = (size_t)b->c->maxRecordBytes + 8192,
+    };
+    rt_op *sink;
+    if (topic_sink_op_add(b->g, b->c, uid, &tc, &sink, b->err, b->errlen)) {
+        luu_topic_free(t);
+        return -1;
+    }
+    if (rt_graph_connect(b->g, from, 0, sink, 0)) {
+        snprintf(b->err, b->errlen, "%s", rt_graph_error(b->g));
+        return -1;
+    }
+    return 0;
+}
+
 static int add_map(build_ctx *b, rt_op *from, int port, const char *uid, int nout,
                    int (*fn)(rt_op *, const rt_record *, void *), rt_op **out)
 {
@@ -408,6 +482,7 @@ static int raw_build(rt_graph *g, const job_common_opts *c, const void *opts, co
                        key_log_user_user, &op) ||
         add_sink(&b, op, 0, "raw/log-user-user", NULL, "log_user_user"))
         return -1;
+    if (o->writeLogUserUserEventsToKafka && add_luu_topic(&b, luu, o->logUserUserTopic)) return -1;
 
     if (add_sink(&b, split, 1 + SPLIT_USER, "raw/user", &event__user__descriptor, NULL)) return -1;
     if (add_keep_first(&b, split, 1 + SPLIT_COHORT_MEMBERSHIP, "keep-first-cohort-membership",
