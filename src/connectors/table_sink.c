@@ -387,7 +387,17 @@ int table_sink_commit(table_sink *s, char *err, size_t errlen)
 
 /* Version 1: commit, then (tmp path, final path) per pending part. Version 2 adds the store
  * handle ("" for a local part; then tmp is "" for a staged one) and the staged size. */
-#define SNAP_VERSION 2
+#define SNAP_VERSION 3
+
+/* Version 3 stores a path under the table's directory relative to it (u8 1, then the rest), any
+ * other path whole (u8 0, then the path), so a savepoint restores under another output root. */
+static int put_path(const table_sink *s, rt_buf *out, const char *path)
+{
+    size_t n = strlen(s->dir);
+    if (n && !strncmp(path, s->dir, n) && path[n] == '/')
+        return rt_buf_put_u8(out, 1) < 0 || rt_buf_put_str(out, path + n + 1) < 0 ? -1 : 0;
+    return rt_buf_put_u8(out, 0) < 0 || rt_buf_put_str(out, path) < 0 ? -1 : 0;
+}
 
 int table_sink_snapshot(table_sink *s, rt_buf *out)
 {
@@ -396,7 +406,7 @@ int table_sink_snapshot(table_sink *s, rt_buf *out)
         return -1;
     for (size_t i = 0; i < s->npending; i++) {
         const pending_part *p = &s->pending[i];
-        if (rt_buf_put_str(out, p->tmp ? p->tmp : "") < 0 || rt_buf_put_str(out, p->final) < 0 ||
+        if (put_path(s, out, p->tmp ? p->tmp : "") < 0 || put_path(s, out, p->final) < 0 ||
             rt_buf_put_str(out, p->handle ? p->handle : "") < 0 || rt_buf_put_u64(out, p->bytes) < 0)
             return -1;
     }
@@ -417,6 +427,22 @@ static char *read_str(rt_buf_reader *r, size_t cap)
 static char *read_path(rt_buf_reader *r)
 {
     return read_str(r, PATH_CAP);
+}
+
+/* A version-3 path: relative to the table's directory, or whole. */
+static char *read_path3(const table_sink *s, rt_buf_reader *r)
+{
+    uint8_t rel;
+    if (rt_buf_read_u8(r, &rel) < 0 || rel > 1) return NULL;
+    char *p = read_path(r);
+    if (!p || !rel) return p;
+    char *full = NULL;
+    if (asprintf(&full, "%s/%s", s->dir, p) < 0 || strlen(full) >= PATH_CAP) {
+        free(full);
+        full = NULL;
+    }
+    free(p);
+    return full;
 }
 
 /* "" read from a snapshot means absent */
@@ -443,7 +469,9 @@ int table_sink_restore(table_sink *s, const uint8_t *bytes, size_t len, char *er
     s->commit = commit;
     s->seq = 0;
     for (uint32_t i = 0; i < n; i++) {
-        char *tmp = read_path(&r), *final = read_path(&r), *handle = NULL;
+        char *tmp = v >= 3 ? read_path3(s, &r) : read_path(&r);
+        char *final = v >= 3 ? read_path3(s, &r) : read_path(&r);
+        char *handle = NULL;
         uint64_t bytes = 0;
         int ok = tmp && final && *final;
         if (ok && v >= 2) {
