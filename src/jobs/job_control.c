@@ -147,7 +147,7 @@ int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t e
 jctl_kind jctl_poll(jctl *c, const char **arg)
 {
     *arg = NULL;
-    if (g_stop) {
+    if (g_stop == 1) {
         g_stop = 2; /* reported once; a second signal still exits at once */
         return JCTL_STOP;
     }
