@@ -31,7 +31,7 @@ struct jckpt_ctx {
     objstore_config cfg;
     char job[64], run_id[16], task[256];
     int64_t next_id;
-    rt_buf state, file;
+    rt_buf file;
     _Atomic(jckpt_savepoint *) sp;
     pthread_mutex_t mu; /* stats, read by other threads */
     jckpt_stats stats;
@@ -66,7 +66,6 @@ int jckpt_ctx_new(const char *store, const objstore_config *cfg, const char *job
     snprintf(c->run_id, sizeof c->run_id, "%s", run_id);
     snprintf(c->task, sizeof c->task, "%s", task);
     c->next_id = 1;
-    rt_buf_init(&c->state, MAX_CHECKPOINT_BYTES);
     rt_buf_init(&c->file, MAX_CHECKPOINT_BYTES);
     pthread_mutex_init(&c->mu, NULL);
     atomic_init(&c->sp, NULL);
@@ -84,7 +83,6 @@ void jckpt_ctx_free(jckpt_ctx *c)
 {
     if (!c) return;
     objstore_free(c->os);
-    rt_buf_free(&c->state);
     rt_buf_free(&c->file);
     pthread_mutex_destroy(&c->mu);
     free(c->store);
@@ -320,11 +318,13 @@ int jckpt_hook(rt_task *t, void *arg, int final, char *err, size_t errlen)
     if (info.drained) h.flags |= CKPT_DRAINED;
     jckpt_savepoint *sp = atomic_exchange(&c->sp, NULL);
     if (sp) h.flags |= CKPT_SAVEPOINT;
-    rt_buf_reset(&c->state);
     rt_buf_reset(&c->file);
     char why[1024];
-    if (rt_task_snapshot(t, &c->state, why, sizeof why) ||
-        ckpt_encode(&h, c->state.data, c->state.len, &c->file, why, sizeof why))
+    ckpt_open co;
+    /* the snapshot is written straight into the file's buffer: one copy of the state */
+    if (ckpt_encode_begin(&h, &c->file, &co, why, sizeof why) ||
+        rt_task_snapshot(t, &c->file, why, sizeof why) ||
+        ckpt_encode_end(&c->file, &co, why, sizeof why))
         goto fail;
     char key[300], name[32];
     ckpt_name(h.id, name, sizeof name);

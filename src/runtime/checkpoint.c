@@ -9,10 +9,10 @@
 
 static const uint8_t MAGIC[8] = {'L', 'P', 'C', 'K', 'P', 'T', '\r', '\n'};
 
-int ckpt_encode(const ckpt_header *h, const uint8_t *state, size_t state_len, rt_buf *out,
-                char *err, size_t errlen)
+int ckpt_encode_begin(const ckpt_header *h, rt_buf *out, ckpt_open *o, char *err, size_t errlen)
 {
-    size_t start = out->len, at;
+    o->start = out->len;
+    size_t at;
     int ok = rt_buf_append(out, MAGIC, sizeof MAGIC) >= 0 &&
              rt_buf_put_u32(out, CKPT_FORMAT_VERSION) >= 0;
     at = out->len;
@@ -21,17 +21,40 @@ int ckpt_encode(const ckpt_header *h, const uint8_t *state, size_t state_len, rt
          rt_buf_put_i64(out, h->id) >= 0 && rt_buf_put_i64(out, h->created_ms) >= 0 &&
          rt_buf_put_u32(out, h->flags) >= 0 && rt_buf_put_i64(out, h->watermark) >= 0;
     if (ok) rt_buf_patch_u32(out, at, (uint32_t)(out->len - at - 4));
-    ok = ok && rt_buf_put_u64(out, state_len) >= 0 && rt_buf_append(out, state, state_len) >= 0;
-    if (ok) {
-        uint32_t crc = crc32c_update(0, out->data + start, out->len - start);
-        ok = rt_buf_put_u32(out, crc) >= 0;
-    }
+    o->len_at = out->len;
+    ok = ok && rt_buf_put_u64(out, 0) >= 0;
+    o->state_at = out->len;
     if (!ok) {
         snprintf(err, errlen, "checkpoint %" PRId64 " of task %s: over the limit of %zu bytes",
                  h->id, h->task, out->limit);
         return -1;
     }
     return 0;
+}
+
+int ckpt_encode_end(rt_buf *out, const ckpt_open *o, char *err, size_t errlen)
+{
+    uint64_t n = out->len - o->state_at;
+    for (int i = 0; i < 8; i++) out->data[o->len_at + i] = (uint8_t)(n >> (8 * i));
+    uint32_t crc = crc32c_update(0, out->data + o->start, out->len - o->start);
+    if (rt_buf_put_u32(out, crc) < 0) {
+        snprintf(err, errlen, "checkpoint: over the limit of %zu bytes", out->limit);
+        return -1;
+    }
+    return 0;
+}
+
+int ckpt_encode(const ckpt_header *h, const uint8_t *state, size_t state_len, rt_buf *out,
+                char *err, size_t errlen)
+{
+    ckpt_open o;
+    if (ckpt_encode_begin(h, out, &o, err, errlen)) return -1;
+    if (rt_buf_append(out, state, state_len) < 0) {
+        snprintf(err, errlen, "checkpoint %" PRId64 " of task %s: over the limit of %zu bytes",
+                 h->id, h->task, out->limit);
+        return -1;
+    }
+    return ckpt_encode_end(out, &o, err, errlen);
 }
 
 static int read_str(rt_buf_reader *r, char *dst, size_t cap)

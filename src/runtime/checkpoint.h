@@ -49,6 +49,15 @@ typedef struct ckpt_header {
 int ckpt_encode(const ckpt_header *h, const uint8_t *state, size_t state_len, rt_buf *out,
                 char *err, size_t errlen);
 
+/* The same in place, without a copy of the state: begin appends the magic and header and leaves
+ * room for the state length; the caller appends the state to out (rt_task_snapshot); end patches
+ * the length and appends the checksum. So a task's checkpoint needs one buffer, not two. */
+typedef struct ckpt_open {
+    size_t start, len_at, state_at;
+} ckpt_open;
+int ckpt_encode_begin(const ckpt_header *h, rt_buf *out, ckpt_open *o, char *err, size_t errlen);
+int ckpt_encode_end(rt_buf *out, const ckpt_open *o, char *err, size_t errlen);
+
 /* Verifies and opens bytes: *h and the state span (borrowed from bytes). name names the input
  * in errors. Returns 0, or -1 with err (bad magic, unknown version, truncated, checksum). */
 int ckpt_decode(const char *name, const uint8_t *bytes, size_t len, ckpt_header *h,
