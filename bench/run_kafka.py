@@ -259,6 +259,7 @@ CKPT_LINE = re.compile(r"component=checkpoint completed task=(\S+) id=(\d+) byte
 
 def flat_argv(logproc, bootstrap, out_dir, interval, run_no, extra):
     return [logproc, "run", "flat-output", "-b", bootstrap, "--endAtLatest", "--no-kafkaGroup",
+            "--startFromEarliest",  # every run is group flat-output: not from its commits
             "-o", out_dir, "--parallelism", "1", "--checkpointInterval", interval,
             "--runId", "%08x" % (0xcafe0000 + run_no)] + list(extra)
 

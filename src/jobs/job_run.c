@@ -267,7 +267,10 @@ typedef struct tinput {
     int second; /* feeds the job's second input (job_input) */
 } tinput;
 
+typedef struct driver driver;
+
 typedef struct dtask {
+    driver *d;
     rt_task *t;
     jckpt_ctx *ck;
     rt_source **ksrc; /* Kafka sources (freed with kafka_source_free) */
@@ -288,7 +291,7 @@ typedef struct preload {
     int have;
 } preload;
 
-typedef struct driver {
+struct driver {
     const job_def *def;
     job_common_opts *c;
     void *jopts;
@@ -334,7 +337,7 @@ typedef struct driver {
     int stop_requested;
     int failed;
     char err[2048];
-} driver;
+};
 
 static int dfail(driver *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int dfail(driver *d, const char *fmt, ...)
@@ -399,6 +402,22 @@ static int open_ckpt(driver *d, const char *label, jckpt_ctx **ck, jckpt_loaded 
     return 0;
 }
 
+/* The checkpoint hook of a task: the checkpoint, then (Kafka input) the checkpointed offsets are
+ * committed to the consumer group, as Flink's Kafka source does on checkpoint completion: for lag
+ * monitoring, and the start point of a run without checkpoints (restores use checkpoints). */
+static int task_hook(rt_task *t, void *arg, int final, char *err, size_t errlen)
+{
+    dtask *dt = arg;
+    if (jckpt_hook(t, dt->ck, final, err, errlen)) return -1;
+    if (!dt->d->kc) return 0;
+    for (size_t i = 0; i < dt->nksrc; i++) {
+        rt_source *src = rt_task_source_at(t, i);
+        int64_t next = rt_task_source_position(t, i);
+        if (src && next >= 0) (void)kafka_consumer_commit(dt->d->kc, src->name, src->partition, next);
+    }
+    return 0;
+}
+
 /* Builds, opens and restores one task over inputs (already positioned). Takes ck and l. */
 static int build_task(driver *d, const char *label, const tinput *in, size_t nin, jckpt_ctx *ck,
                       jckpt_loaded *l, int have, rt_source **ksrc, size_t nksrc)
@@ -438,7 +457,8 @@ static int build_task(driver *d, const char *label, const tinput *in, size_t nin
     }
     d->ntasks++;
     d->tasks_ever++;
-    if (d->checkpointing) rt_task_set_checkpointing(dt->t, c->checkpointInterval, jckpt_hook, ck);
+    dt->d = d;
+    if (d->checkpointing) rt_task_set_checkpointing(dt->t, c->checkpointInterval, task_hook, dt);
     rt_op *root;
     if (d->def->build(rt_task_graph(dt->t), c, d->jopts, run_id, label, &root, err, sizeof err)) {
         dfail(d, "%s", err);

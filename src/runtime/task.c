@@ -408,6 +408,16 @@ static int64_t next_offset(const task_source *s)
     return s->src->position ? s->src->position(s->src) : -1;
 }
 
+int64_t rt_task_source_position(const rt_task *t, size_t i)
+{
+    return i < t->nsrc ? next_offset(&t->srcs[i]) : -1;
+}
+
+rt_source *rt_task_source_at(const rt_task *t, size_t i)
+{
+    return i < t->nsrc ? t->srcs[i].src : NULL;
+}
+
 int rt_task_snapshot(rt_task *t, rt_buf *out, char *err, size_t errlen)
 {
     int ok = rt_buf_put_u32(out, TASK_SNAP_VERSION) >= 0 &&

@@ -192,6 +192,13 @@ int rt_task_snapshot_sources(const uint8_t *bytes, size_t len, rt_task_source_po
  * with err. */
 int rt_task_restore(rt_task *t, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
+/* The offset of source i's next unprocessed record (a record read but not pushed yet counts as
+ * unprocessed), as a snapshot records it; -1 when unknown. From the task's driving thread (its
+ * checkpoint hook). */
+int64_t rt_task_source_position(const rt_task *t, size_t i);
+/* Source i of the task (in the order they were added), or NULL. */
+rt_source *rt_task_source_at(const rt_task *t, size_t i);
+
 /* Marks a restored task as already finished (its checkpoint was final): steps return DONE. */
 void rt_task_mark_done(rt_task *t);
 

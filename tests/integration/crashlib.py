@@ -222,3 +222,17 @@ def kafka_records(bootstrap, topic):
     c.close()
     assert len(eof) == len(parts), "topic %s not read to its end" % topic
     return out
+
+
+def committed_and_ends(bootstrap, group, topic):
+    """{partition: (committed offset of group, end offset)} of topic."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    md = c.list_topics(topic, timeout=10)
+    parts = [TopicPartition(topic, p) for p in sorted(md.topics[topic].partitions)]
+    out = {}
+    for tp in c.committed(parts, timeout=10):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+        out[tp.partition] = (tp.offset, hi)
+    c.close()
+    return out

@@ -72,6 +72,10 @@ try:
     print("flat-output: %d kills over %d starts (%.0f s)" % (kills, starts, time.monotonic() - T0))
     c.check(kills >= KILLS, "flat-output was killed %d times (want %d)" % (kills, KILLS))
 
+    co = crashlib.committed_and_ends(bs, "crash.flat-output", "tracking.event.log-request")
+    c.check(len(co) == 4 and all(a == b for a, b in co.values()),
+            "the group's committed offsets are the partitions' ends (checkpointed offsets are "
+            "committed): %s" % co)
     ref = crashlib.table_rows(os.path.join(ref_root, "ref"))
     got = crashlib.table_rows(os.path.join(crash_root, "crash"))
     c.check(sum(len(v) for v in ref.values()) > 1000, "the uninterrupted run wrote rows")
@@ -121,7 +125,8 @@ try:
             time.sleep(0.025)
 
     def counter(db, name):
-        return [BIN, "run", "counter", "-b", bs, "--endAtLatest", "--no-drain",
+        # both runs are in the group "counter": start from the earliest offsets, not its commits
+        return [BIN, "run", "counter", "-b", bs, "--endAtLatest", "--no-drain", "--startFromEarliest",
                 "--joinedEventTopic", "metrics.ref.default.joined-event",
                 "--counterOutputStartTimestamp=1", "--redisUrl",
                 "redis://127.0.0.1:%d/%d" % (rport, db), "-o", os.path.join(work, name),
