@@ -76,6 +76,8 @@ typedef struct job_common_opts {
     char *fromSavepoint;
     char *savepointDir;
     char *controlDir;
+    char *restAddress;
+    int64_t restPort;
     bool drain;
     /* derived by job_flags_check (not flags) */
     char output_root[1100];   /* job_output_root's answer */

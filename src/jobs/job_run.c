@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "connectors/kafka.h"
 #include "formats/record_file.h"
 #include "jobs/common_ops.h"
@@ -21,6 +23,7 @@
 #include "jobs/job_checkpoint.h"
 #include "jobs/job_control.h"
 #include "jobs/topic_sink.h"
+#include "ops/http.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 #include "runtime/metrics.h"
@@ -333,6 +336,13 @@ struct driver {
     jctl *ctl;
     jckpt_savepoint *sp;
     char sp_url[4096];
+    /* REST requests, handed from the HTTP threads to the driver thread */
+    http_server *http;
+    pthread_mutex_t rest_mu;
+    pthread_cond_t rest_cv;
+    struct rest_req *rest_pending; /* waiting to be taken */
+    struct rest_req *rest_active;  /* taken: the next reply goes to it */
+    char name[300];
     int sp_then_stop;
     int stop_requested;
     int failed;
@@ -869,6 +879,179 @@ static int open_kafka(driver *d)
 
 /* ---- control requests ---- */
 
+/* ---- REST API (issue 6 will grow it: status page, more of Flink's endpoints) ---- */
+
+typedef struct rest_req {
+    jctl_kind kind;
+    char url[4096];
+    int done, ok;
+    char result[4200];
+} rest_req;
+
+/* Answers the request being served: a REST caller waiting on rest_cv, or the control file. */
+static void reply(driver *d, int ok, const char *text)
+{
+    pthread_mutex_lock(&d->rest_mu);
+    rest_req *r = d->rest_active;
+    if (r) {
+        r->ok = ok;
+        snprintf(r->result, sizeof r->result, "%s", text);
+        r->done = 1;
+        d->rest_active = NULL;
+        pthread_cond_broadcast(&d->rest_cv);
+    }
+    pthread_mutex_unlock(&d->rest_mu);
+    if (!r && d->ctl) jctl_reply(d->ctl, ok, text);
+}
+
+/* Hands a request to the driver and waits for its reply (savepoints take seconds). */
+static int rest_call(driver *d, jctl_kind kind, const char *url, rest_req *r)
+{
+    memset(r, 0, sizeof *r);
+    r->kind = kind;
+    snprintf(r->url, sizeof r->url, "%s", url ? url : "");
+    pthread_mutex_lock(&d->rest_mu);
+    while (d->rest_pending) pthread_cond_wait(&d->rest_cv, &d->rest_mu);
+    d->rest_pending = r;
+    while (!r->done) pthread_cond_wait(&d->rest_cv, &d->rest_mu);
+    pthread_mutex_unlock(&d->rest_mu);
+    return r->ok ? 0 : -1;
+}
+
+static void json_str(rt_buf *b, const char *s)
+{
+    rt_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        char esc[8];
+        if (*s == '"' || *s == '\\') {
+            esc[0] = '\\', esc[1] = *s;
+            rt_buf_append(b, esc, 2);
+        } else if ((unsigned char)*s < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)*s);
+            rt_buf_append(b, esc, 6);
+        } else {
+            rt_buf_append(b, s, 1);
+        }
+    }
+    rt_buf_append(b, "\"", 1);
+}
+
+static void body_text(http_response *resp, int status, const char *text)
+{
+    resp->status = status;
+    rt_buf_append(&resp->body, text, strlen(text));
+}
+
+/* A string member of a small JSON object body ("" when absent or not a string). */
+static void json_member(const char *body, const char *name, char *out, size_t cap)
+{
+    out[0] = 0;
+    json_error_t je;
+    json_t *j = body && *body ? json_loads(body, 0, &je) : NULL;
+    json_t *v = j ? json_object_get(j, name) : NULL;
+    if (json_is_string(v)) snprintf(out, cap, "%s", json_string_value(v));
+    json_decref(j);
+}
+
+static int json_bool_member(const char *body, const char *name)
+{
+    json_error_t je;
+    json_t *j = body && *body ? json_loads(body, 0, &je) : NULL;
+    int v = j && json_is_true(json_object_get(j, name));
+    json_decref(j);
+    return v;
+}
+
+static void rest_handler(void *arg, const char *method, const char *path, const char *body,
+                         size_t len, http_response *resp)
+{
+    (void)len;
+    driver *d = arg;
+    char prefix[400];
+    snprintf(prefix, sizeof prefix, "/jobs/%s", d->name);
+    if (!strcmp(path, "/healthz")) {
+        resp->content_type = "text/plain";
+        body_text(resp, 200, "ok\n");
+        return;
+    }
+    if (!strcmp(path, "/metrics") && strcmp(method, "POST")) {
+        rt_metrics_snap snap;
+        resp->content_type = "text/plain; version=0.0.4";
+        if (rt_metrics_snapshot(d->metrics, &snap)) {
+            body_text(resp, 500, "metrics: out of memory\n");
+            return;
+        }
+        if (rt_metrics_format_prometheus(&snap, &resp->body)) resp->status = 500;
+        rt_metrics_snap_free(&snap);
+        return;
+    }
+    if (!strcmp(path, "/jobs") && strcmp(method, "POST")) {
+        body_text(resp, 200, "{\"jobs\":[{\"id\":");
+        json_str(&resp->body, d->name);
+        body_text(resp, 200, ",\"status\":\"RUNNING\"}]}\n");
+        return;
+    }
+    if (!strcmp(path, prefix) && strcmp(method, "POST")) {
+        body_text(resp, 200, "{\"jid\":");
+        json_str(&resp->body, d->name);
+        body_text(resp, 200, ",\"name\":");
+        json_str(&resp->body, d->def->name);
+        body_text(resp, 200, ",\"state\":\"RUNNING\",\"run\":");
+        json_str(&resp->body, d->run_id);
+        body_text(resp, 200, ",\"checkpointStore\":");
+        json_str(&resp->body, d->checkpointing ? d->ckstore : "");
+        body_text(resp, 200, "}\n");
+        return;
+    }
+    size_t n = strlen(prefix);
+    if (!strncmp(path, prefix, n) && !strcmp(method, "POST")) {
+        const char *rest = path + n;
+        char target[4096];
+        rest_req r;
+        if (!strcmp(rest, "/savepoints")) {
+            json_member(body, "target-directory", target, sizeof target);
+            int rc = rest_call(d, JCTL_SAVEPOINT, target, &r);
+            resp->status = rc ? 500 : 200;
+            body_text(resp, resp->status, rc ? "{\"status\":\"FAILED\",\"error\":"
+                                             : "{\"status\":\"COMPLETED\",\"location\":");
+            json_str(&resp->body, r.result);
+            body_text(resp, resp->status, "}\n");
+            return;
+        }
+        if (!strcmp(rest, "/stop")) {
+            json_member(body, "targetDirectory", target, sizeof target);
+            int drain = json_bool_member(body, "drain");
+            jctl_kind k = target[0] ? JCTL_STOP_SAVEPOINT : drain ? JCTL_STOP_DRAIN : JCTL_STOP;
+            int rc = rest_call(d, k, target, &r);
+            resp->status = rc ? 500 : 202;
+            body_text(resp, resp->status, rc ? "{\"status\":\"FAILED\",\"error\":"
+                                             : "{\"status\":\"STOPPING\",\"detail\":");
+            json_str(&resp->body, r.result);
+            body_text(resp, resp->status, "}\n");
+            return;
+        }
+    }
+    body_text(resp, 404, "{\"errors\":[\"not found\"]}\n");
+}
+
+/* At the end: REST callers still waiting get an answer, then the server stops. */
+static void http_server_stop_answering(driver *d)
+{
+    pthread_mutex_lock(&d->rest_mu);
+    rest_req *rs[2] = {d->rest_pending, d->rest_active};
+    for (int i = 0; i < 2; i++)
+        if (rs[i] && !rs[i]->done) {
+            rs[i]->ok = 0;
+            snprintf(rs[i]->result, sizeof rs[i]->result, "the job ended");
+            rs[i]->done = 1;
+        }
+    d->rest_pending = d->rest_active = NULL;
+    pthread_cond_broadcast(&d->rest_cv);
+    pthread_mutex_unlock(&d->rest_mu);
+    http_server_stop(d->http);
+    d->http = NULL;
+}
+
 static void begin_savepoint(driver *d, const char *url, int then_stop)
 {
     char err[1024];
@@ -889,11 +1072,11 @@ static void begin_savepoint(driver *d, const char *url, int then_stop)
     }
     url = d->sp_url;
     if (!d->checkpointing) {
-        jctl_reply(d->ctl, 0, "savepoints need checkpoints (Kafka input or --checkpointDir)");
+        reply(d, 0, "savepoints need checkpoints (Kafka input or --checkpointDir)");
         return;
     }
     if (d->sp) {
-        jctl_reply(d->ctl, 0, "a savepoint is already in progress");
+        reply(d, 0, "a savepoint is already in progress");
         return;
     }
     jckpt_ctx *ctxs[MAX_TASKS];
@@ -908,7 +1091,7 @@ static void begin_savepoint(driver *d, const char *url, int then_stop)
     }
     d->sp = jckpt_request_savepoint(url, &d->oscfg, ctxs, ts, n, err, sizeof err);
     if (!d->sp) {
-        jctl_reply(d->ctl, 0, err);
+        reply(d, 0, err);
         return;
     }
     d->sp_then_stop = then_stop;
@@ -923,10 +1106,10 @@ static void poll_savepoint(driver *d)
     if (r == 0) return;
     const char *url = NULL;
     if (r > 0) {
-        jctl_reply(d->ctl, 1, d->sp_url);
+        reply(d, 1, d->sp_url);
         log_info(d->def->name, "savepoint completed path=%s", d->sp_url);
     } else {
-        jctl_reply(d->ctl, 0, err);
+        reply(d, 0, err);
         log_error(d->def->name, "savepoint failed: %s", err);
     }
     (void)url;
@@ -941,9 +1124,18 @@ static void poll_savepoint(driver *d)
 
 static void serve_control(driver *d)
 {
-    if (!d->ctl) return;
-    const char *arg;
-    jctl_kind k = jctl_poll(d->ctl, &arg);
+    const char *arg = NULL;
+    jctl_kind k = JCTL_NONE;
+    pthread_mutex_lock(&d->rest_mu);
+    if (d->rest_pending && !d->rest_active && !d->sp) {
+        d->rest_active = d->rest_pending;
+        d->rest_pending = NULL;
+        k = d->rest_active->kind;
+        arg = d->rest_active->url;
+        pthread_cond_broadcast(&d->rest_cv);
+    }
+    pthread_mutex_unlock(&d->rest_mu);
+    if (k == JCTL_NONE && d->ctl) k = jctl_poll(d->ctl, &arg);
     switch (k) {
     case JCTL_NONE: break;
     case JCTL_STOP:
@@ -951,7 +1143,7 @@ static void serve_control(driver *d)
         log_info(d->def->name, "stop requested%s", k == JCTL_STOP_DRAIN ? " drain=true" : "");
         d->stop_requested = 1;
         stop_pool(d, k == JCTL_STOP_DRAIN);
-        jctl_reply(d->ctl, 1, "stopping");
+        reply(d, 1, "stopping");
         break;
     case JCTL_SAVEPOINT: begin_savepoint(d, arg, 0); break;
     case JCTL_STOP_SAVEPOINT: begin_savepoint(d, arg, 1); break;
@@ -1050,6 +1242,8 @@ int job_run_main(const job_def *def, int argc, char **argv)
     }
     d->def = def;
     d->c = c;
+    pthread_mutex_init(&d->rest_mu, NULL);
+    pthread_cond_init(&d->rest_cv, NULL);
     flag_table tables[2];
     tables[0] = job_flags_common_table(c);
     if (def->new_opts(&d->jopts, &tables[1])) {
@@ -1143,6 +1337,20 @@ int job_run_main(const job_def *def, int argc, char **argv)
             d->ctl = NULL;
         }
     }
+    job_label_prefix(c->jobLabel, def->name, d->name, sizeof d->name);
+    if (c->restPort >= 0) {
+        int port = 0;
+        if (c->restPort > 65535) {
+            fprintf(stderr, "logproc run %s: --restPort=%lld: want -1..65535\n", def->name,
+                    (long long)c->restPort);
+            goto out;
+        }
+        if (http_server_start(c->restAddress, (int)c->restPort, rest_handler, d, &d->http, &port,
+                              err, sizeof err))
+            log_warn(def->name, "REST API disabled: %s", err);
+        else
+            log_info(def->name, "rest listening address=%s port=%d", c->restAddress, port);
+    }
     if (d->kafka ? open_kafka(d) : (build_file_tasks(d) || start_pool(d))) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, d->err);
         goto out;
@@ -1168,6 +1376,7 @@ int job_run_main(const job_def *def, int argc, char **argv)
     rt_metrics_snap_free(&snap);
     status = 0;
 out:
+    http_server_stop_answering(d);
     if (ml_started) {
         pthread_mutex_lock(&ml.mu);
         ml.stop = 1;
@@ -1192,6 +1401,8 @@ out:
     rt_metrics_free(d->metrics);
     flags_free(tables, 2);
     def->free_opts(d->jopts);
+    pthread_mutex_destroy(&d->rest_mu);
+    pthread_cond_destroy(&d->rest_cv);
     free(c);
     free(d);
     return status;
