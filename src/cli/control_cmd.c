@@ -11,7 +11,7 @@
  *   logproc cancel JOB                            ends the job at once (SIGKILL): nothing after
  *                                                 its last checkpoint is published; a restart
  *                                                 resumes from that checkpoint
- * The REST API (issue 6) will offer the same operations over HTTP. */
+ * The REST API (--restPort) offers the same operations over HTTP. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>

@@ -8,7 +8,7 @@
  *   <dir>/<name>.reply     one line: "ok <detail>" or "error <message>" (the job writes it)
  * where <name> is the job name, with ".<label>" for a labelled job. SIGTERM and SIGINT stop the
  * job without draining (a final checkpoint keeps its state); a second one exits at once.
- * The REST API (issue 6) will offer the same operations over HTTP. */
+ * The REST API (job_run.c, --restPort) offers the same operations over HTTP. */
 #ifndef LOGPROC_JOB_CONTROL_H
 #define LOGPROC_JOB_CONTROL_H
 
