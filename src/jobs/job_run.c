@@ -962,8 +962,60 @@ static int json_bool_member(const char *body, const char *name)
     return v;
 }
 
-static void rest_handler(void *arg, const char *method, const char *path, const char *body,
-                         size_t len, http_response *resp)
+/* GET /jobs/<id>/metrics[?get=a,b]: Flink's job metrics: each named metric summed over its
+ * operators and tasks, as [{"id": name, "value": "n"}]; without get, the names. */
+static void rest_job_metrics(driver *d, const char *query, http_response *resp)
+{
+    rt_metrics_snap snap;
+    if (rt_metrics_snapshot(d->metrics, &snap)) {
+        body_text(resp, 500, "{\"errors\":[\"out of memory\"]}\n");
+        return;
+    }
+    const char *get = NULL;
+    for (const char *q = query; q && *q;) {
+        if (!strncmp(q, "get=", 4)) get = q + 4;
+        const char *amp = strchr(q, '&');
+        q = amp ? amp + 1 : NULL;
+    }
+    body_text(resp, 200, "[");
+    int first = 1;
+    if (get) {
+        for (const char *n = get; *n;) {
+            size_t len = strcspn(n, ",&");
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)(len < 127 ? len : 127), n);
+            int64_t sum = 0, seen = 0;
+            for (size_t i = 0; i < snap.n; i++)
+                if (!strcmp(snap.samples[i].name, name)) sum += snap.samples[i].value, seen = 1;
+            if (seen) {
+                char v[48];
+                body_text(resp, 200, first ? "{\"id\":" : ",{\"id\":");
+                json_str(&resp->body, name);
+                snprintf(v, sizeof v, ",\"value\":\"%lld\"}", (long long)sum);
+                body_text(resp, 200, v);
+                first = 0;
+            }
+            n += len;
+            if (*n != ',') break;
+            n++;
+        }
+    } else {
+        for (size_t i = 0; i < snap.n; i++) {
+            int dup = 0;
+            for (size_t k = 0; k < i && !dup; k++) dup = !strcmp(snap.samples[k].name, snap.samples[i].name);
+            if (dup) continue;
+            body_text(resp, 200, first ? "{\"id\":" : ",{\"id\":");
+            json_str(&resp->body, snap.samples[i].name);
+            body_text(resp, 200, "}");
+            first = 0;
+        }
+    }
+    body_text(resp, 200, "]\n");
+    rt_metrics_snap_free(&snap);
+}
+
+static void rest_handler(void *arg, const char *method, const char *path, const char *query,
+                         const char *body, size_t len, http_response *resp)
 {
     (void)len;
     driver *d = arg;
@@ -1004,6 +1056,10 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
         return;
     }
     size_t n = strlen(prefix);
+    if (!strncmp(path, prefix, n) && !strcmp(path + n, "/metrics") && strcmp(method, "POST")) {
+        rest_job_metrics(d, query, resp);
+        return;
+    }
     if (!strncmp(path, prefix, n) && !strcmp(method, "POST")) {
         const char *rest = path + n;
         char target[4096];

@@ -34,6 +34,21 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
     return rc;
 }
 
+/* Collects the query arguments into "k=v&k=v", bounded. */
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    rt_buf *q = cls;
+    if (q->len) rt_buf_append(q, "&", 1);
+    rt_buf_append(q, key, strlen(key));
+    if (value) {
+        rt_buf_append(q, "=", 1);
+        rt_buf_append(q, value, strlen(value));
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **state)
@@ -59,9 +74,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST"))
         return send_text(c, 405, "application/json", bad, sizeof bad - 1);
     b->buf[b->len] = 0;
+    rt_buf q;
+    rt_buf_init(&q, HTTP_MAX_BODY);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+    rt_buf_append(&q, "", 1); /* NUL (a full buffer drops it: then the query is empty) */
     http_response resp = {.status = 200};
     rt_buf_init(&resp.body, HTTP_MAX_RESPONSE);
-    s->h(s->arg, method, url, b->buf, b->len, &resp);
+    s->h(s->arg, method, url, q.len && q.data[q.len - 1] == 0 ? (const char *)q.data : "", b->buf,
+         b->len, &resp);
+    rt_buf_free(&q);
     enum MHD_Result rc = send_text(c, resp.status,
                                    resp.content_type ? resp.content_type : "application/json",
                                    resp.body.data ? (const void *)resp.body.data : "", resp.body.len);

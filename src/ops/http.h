@@ -20,10 +20,11 @@ typedef struct http_response {
     rt_buf body;              /* limited to HTTP_MAX_RESPONSE */
 } http_response;
 
-/* Answers one request; body is NUL-terminated (len bytes, possibly 0). Runs on the connection's
- * thread: it may block (a savepoint) and must be thread-safe. */
-typedef void (*http_handler)(void *arg, const char *method, const char *path, const char *body,
-                             size_t len, http_response *resp);
+/* Answers one request; query is the decoded query arguments as "k=v&k=v" ("" when none), body
+ * is NUL-terminated (len bytes, possibly 0). Runs on the connection's thread: it may block (a
+ * savepoint) and must be thread-safe. */
+typedef void (*http_handler)(void *arg, const char *method, const char *path, const char *query,
+                             const char *body, size_t len, http_response *resp);
 
 typedef struct http_server http_server;
 

@@ -67,6 +67,13 @@ try:
     code, body = curl(rest + "/jobs/api.flat-output")
     c.check(code == 200 and json.loads(body)["name"] == "flat-output", "/jobs/<id>: " + body)
 
+    code, body = curl(rest + "/jobs/api.flat-output/metrics?get=lastCheckpointSize,numRecordsOut,noSuchMetric")
+    got = {m["id"]: int(m["value"]) for m in json.loads(body)} if code == 200 else {}
+    c.check(got.get("lastCheckpointSize", 0) > 0 and got.get("numRecordsOut", 0) > 0
+            and "noSuchMetric" not in got, "/jobs/<id>/metrics?get=: %s" % body)
+    code, body = curl(rest + "/jobs/api.flat-output/metrics")
+    c.check(code == 200 and {"id": "numRecordsIn"} in json.loads(body), "the metric names are listed")
+
     target = os.path.join(work, "sp")
     code, body = curl("-X", "POST", rest + "/jobs/api.flat-output/savepoints", "-d",
                       json.dumps({"target-directory": target}))
