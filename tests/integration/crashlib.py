@@ -1,17 +1,12 @@
-"""Helpers of the crash tests: run a job, kill it with SIGKILL at random moments (after it has
-made progress: a new checkpoint line, or a random number of them), restart it until it exits 0,
-and read what it published, so the test compares that with an uninterrupted run."""
+"""Helpers of the Kafka, checkpoint and S3 tests: start kafka-local, s3rver and stop what a test
+started; run a job, kill it with SIGKILL at random moments and restart it until it exits 0; read
+what it published (tables, topic record files, Kafka topics, committed offsets, Redis), so a test
+compares that with an uninterrupted run."""
 import glob
-import io
-import json
 import os
-import random
 import signal
 import subprocess
 import time
-
-import avro.datafile
-import avro.io
 
 
 def table_rows(root, inspect_bin=None):
@@ -236,3 +231,51 @@ def committed_and_ends(bootstrap, group, topic):
         out[tp.partition] = (tp.offset, hi)
     c.close()
     return out
+
+
+def start_kafka_local(work, procs, topics):
+    """Starts `logproc kafka-local` on a free loopback port with the given "name:partitions"
+    topics (its output in work/kafka.out), adds it to procs, and returns its bootstrap address."""
+    port = free_port()
+    args = [os.environ.get("LOGPROC_BIN", "logproc"), "kafka-local", "--port", str(port)]
+    for t in topics:
+        args += ["--topic", t]
+    path = os.path.join(work, "kafka.out")
+    kl = subprocess.Popen(args, stdout=open(path, "w"), stderr=subprocess.STDOUT)
+    procs.append(kl)
+    return wait_line(path, "BOOTSTRAP=", kl)
+
+
+def stop_all(procs):
+    """Terminates the processes a test started (those still running), then kills stragglers."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def start_s3server(datadir, bucket="test"):
+    """Starts s3rver v5 (tools/testenv/s3server.js, which checks SigV4 signatures) on a free
+    loopback port with one bucket. Returns (process, port). Its absence is a failure: scripts/
+    deps.sh installs it."""
+    import select
+    src = os.environ.get("LOGPROC_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+    testenv = os.path.join(src, "tools", "testenv")
+    if not os.path.isdir(os.path.join(testenv, "node_modules", "@20minutes", "s3rver")):
+        raise SystemExit("s3rver is not installed in tools/testenv: run scripts/deps.sh")
+    p = subprocess.Popen(["node", os.path.join(testenv, "s3server.js"), datadir, "0", bucket],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    line = ""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([p.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if r:
+            line = p.stdout.readline()
+            break
+    if not line.startswith("listening "):
+        p.kill()
+        raise SystemExit("s3server did not start: %r %s" % (line, p.stderr.read()))
+    return p, int(line.split()[1])

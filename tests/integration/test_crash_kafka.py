@@ -16,7 +16,6 @@ they land before, during and after checkpoints, commits and publishes.
 """
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -47,10 +46,7 @@ def start(cmd, name):
 
 try:
     # ---- the cluster and the input ----
-    port = crashlib.free_port()
-    kl = start([BIN, "kafka-local", "--port", str(port), "--topic",
-                "tracking.event.log-request:4"], "kafka")
-    bs = crashlib.wait_line(os.path.join(work, "kafka.out"), "BOOTSTRAP=", kl)
+    bs = crashlib.start_kafka_local(work, procs, ["tracking.event.log-request:4"])
     gen = subprocess.run([BIN, "generate", "logs", "--profile", "cli", "-u", "12",
                           "--bootstrapServers", bs], capture_output=True, text=True)
     c.check(gen.returncode == 0, "generator wrote to Kafka: " + gen.stderr[-500:])
@@ -150,11 +146,5 @@ try:
     c.check(not diff, "Redis after crashes equals the uninterrupted run (%d keys differ, e.g. %r)"
             % (len(diff), diff[:3]))
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    crashlib.stop_all(procs)
 c.done()

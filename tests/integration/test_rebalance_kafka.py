@@ -54,12 +54,7 @@ JOIN = ["--combineDeliveryLogWindow=PT5S", "--viewInsertionJoinMax=PT20S",
         "--flatResponseInsertionGapDuration=PT1M"]
 
 try:
-    port = crashlib.free_port()
-    out = open(os.path.join(work, "kafka.out"), "w")
-    kl = subprocess.Popen([BIN, "kafka-local", "--port", str(port), "--topic",
-                           "tracking.event.log-request:4"], stdout=out, stderr=subprocess.STDOUT)
-    procs.append(kl)
-    bs = crashlib.wait_line(os.path.join(work, "kafka.out"), "BOOTSTRAP=", kl)
+    bs = crashlib.start_kafka_local(work, procs, ["tracking.event.log-request:4"])
     gen = subprocess.run([BIN, "generate", "logs", "--profile", "cli", "-u", "24",
                           "--bootstrapServers", bs], capture_output=True, text=True)
     c.check(gen.returncode == 0, "generator wrote to Kafka")
@@ -118,11 +113,5 @@ try:
             "the topic de-duplicated by id equals the uninterrupted run's (%d read, %d ids, %d ref)"
             % (len(got_k), len(by_id), len(ref_k)))
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    crashlib.stop_all(procs)
 c.done()

@@ -30,12 +30,7 @@ def curl(*args):
 
 
 try:
-    port = crashlib.free_port()
-    out = open(os.path.join(work, "kafka.out"), "w")
-    kl = subprocess.Popen([BIN, "kafka-local", "--port", str(port), "--topic",
-                           "tracking.event.log-request:4"], stdout=out, stderr=subprocess.STDOUT)
-    procs.append(kl)
-    bs = crashlib.wait_line(os.path.join(work, "kafka.out"), "BOOTSTRAP=", kl)
+    bs = crashlib.start_kafka_local(work, procs, ["tracking.event.log-request:4"])
     subprocess.run([BIN, "generate", "logs", "--profile", "local", "--bootstrapServers", bs],
                    capture_output=True, check=True)
     log = os.path.join(work, "job.err")
@@ -93,11 +88,5 @@ try:
     job.wait(60)
     c.check(job.returncode == 0, "the stopped job exits 0")
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    crashlib.stop_all(procs)
 c.done()

@@ -6,14 +6,13 @@ not a skip. Everything runs on 127.0.0.1 with a port the kernel picks.
 """
 import hashlib
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import crashlib  # noqa: E402
 import lptest  # noqa: E402
 
 import boto3  # noqa: E402
@@ -31,21 +30,7 @@ work = lptest.workdir("s3store")
 
 
 def start_server(datadir):
-    if not os.path.isdir(os.path.join(TESTENV, "node_modules", "@20minutes", "s3rver")):
-        raise SystemExit("s3rver is not installed in tools/testenv: run scripts/deps.sh")
-    p = subprocess.Popen(["node", os.path.join(TESTENV, "s3server.js"), datadir, "0", BUCKET],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    line = ""
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([p.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if r:
-            line = p.stdout.readline()
-            break
-    if not line.startswith("listening "):
-        p.kill()
-        raise SystemExit("s3server did not start: %r %s" % (line, p.stderr.read()))
-    return p, int(line.split()[1])
+    return crashlib.start_s3server(datadir, BUCKET)
 
 
 def store(args, env_extra=None, check=True):

@@ -30,12 +30,7 @@ def cli(*args):
 
 
 try:
-    port = crashlib.free_port()
-    out = open(os.path.join(work, "kafka.out"), "w")
-    kl = subprocess.Popen([BIN, "kafka-local", "--port", str(port), "--topic",
-                           "tracking.event.log-request:4"], stdout=out, stderr=subprocess.STDOUT)
-    procs.append(kl)
-    bs = crashlib.wait_line(os.path.join(work, "kafka.out"), "BOOTSTRAP=", kl)
+    bs = crashlib.start_kafka_local(work, procs, ["tracking.event.log-request:4"])
     gen = subprocess.run([BIN, "generate", "logs", "--profile", "cli", "-u", "16",
                           "--bootstrapServers", bs], capture_output=True, text=True)
     c.check(gen.returncode == 0, "generator wrote to Kafka")
@@ -110,11 +105,5 @@ try:
         x, y = ref.get(t, []), got.get(t, [])
         c.check(x == y, "table %s: %d rows uninterrupted, %d over stop + restore" % (t, len(x), len(y)))
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    crashlib.stop_all(procs)
 c.done()

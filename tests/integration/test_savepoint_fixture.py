@@ -115,12 +115,7 @@ try:
     shutil.copytree(os.path.join(FIXTURE, "published"), os.path.join(root, "fx"))
 
     # ---- the same topic on a fresh cluster ----
-    port = crashlib.free_port()
-    out = open(os.path.join(work, "kafka.out"), "w")
-    kl = subprocess.Popen([BIN, "kafka-local", "--port", str(port), "--topic", TOPIC + ":4"],
-                          stdout=out, stderr=subprocess.STDOUT)
-    procs.append(kl)
-    bs = crashlib.wait_line(os.path.join(work, "kafka.out"), "BOOTSTRAP=", kl)
+    bs = crashlib.start_kafka_local(work, procs, [TOPIC + ":4"])
     gen = subprocess.run([BIN, "generate", "logs", "--profile", "local", "--bootstrapServers", bs],
                          capture_output=True, text=True)
     c.check(gen.returncode == 0, "generator wrote to Kafka: " + gen.stderr[-500:])
@@ -173,13 +168,7 @@ try:
 
     c.check(tree_digest(FIXTURE) == before, "the fixture in tests/data is unchanged")
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    crashlib.stop_all(procs)
 if not c.failed:
     shutil.rmtree(work, ignore_errors=True)
 c.done()

@@ -228,24 +228,6 @@ static int text_close(void *part, char *err, size_t errlen)
     return rc;
 }
 
-/* Record-file parts standing in for the Kafka topic. */
-static int rec_open(void *ctx, const char *path, void **part, char *err, size_t errlen)
-{
-    return recfile_writer_open(path, (recfile_writer **)part, err, errlen);
-}
-
-static int rec_append(void *part, const void *bytes, size_t len, char *err, size_t errlen)
-{
-    if (recfile_write_frames(part, bytes, len) == 0) return 0;
-    const char *why = recfile_writer_error(part);
-    snprintf(err, errlen, "writing a record file part: %s", why ? why : "failed");
-    return -1;
-}
-
-static int rec_close(void *part, char *err, size_t errlen)
-{
-    return recfile_writer_close(part, err, errlen);
-}
 
 /* ---- the sink ---- */
 
@@ -329,7 +311,10 @@ int cm_sink_add(rt_graph *g, const char *uid, const cm_sink_config *cfg, rt_op *
     case CM_OUT_CUMULATED_JSONL:
         f = (table_format){text_open, text_append, text_close, &s->csv, "jsonl"};
         break;
-    default: f = (table_format){rec_open, rec_append, rec_close, NULL, "rec"}; break;
+    default: /* the cumulated topic: cm_topic_sink_add */
+        sink_free(s);
+        snprintf(err, errlen, "adding %s: the cumulated topic is added by cm_topic_sink_add", uid);
+        return -1;
     }
     sink_op_config sc = {
         .dir = cfg->dir,
