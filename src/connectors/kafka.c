@@ -163,6 +163,7 @@ struct kafka_consumer {
 
 typedef struct ksource {
     rt_source src;
+    rd_kafka_t *rk;
     rd_kafka_queue_t *q;
     char *topic;
     const char *bootstrap; /* for errors; owned copy below */
@@ -575,6 +576,17 @@ static int source_next(rt_source *src, rt_source_record *out, char *err, size_t 
     }
 }
 
+/* The partition's high watermark as the client last saw it in a fetch answer (no request). */
+static int64_t source_end_offset(const rt_source *src)
+{
+    const ksource *s = src->self;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(s->rk, s->topic, src->partition, &lo, &hi) ||
+        hi < 0)
+        return s->hwm;
+    return hi;
+}
+
 int kafka_source_new(kafka_consumer *c, const char *topic, int32_t partition, rt_source **out,
                      char *err, size_t errlen)
 {
@@ -613,6 +625,8 @@ int kafka_source_new(kafka_consumer *c, const char *topic, int32_t partition, rt
     s->src.finite = c->cfg.stop_at_end || c->cfg.end_ts > 0;
     s->src.self = s;
     s->src.next = source_next;
+    s->src.end_offset = source_end_offset;
+    s->rk = c->rk;
     *out = &s->src;
     return 0;
 }

@@ -529,6 +529,14 @@ table_sink_stats table_sink_get_stats(const table_sink *s)
     return s->stats;
 }
 
+int table_sink_store_stats(const table_sink *s, objstore_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->store) return 0;
+    *out = objstore_get_stats(s->store);
+    return 1;
+}
+
 void table_sink_free(table_sink *s)
 {
     if (!s) return;

@@ -110,6 +110,10 @@ int table_sink_put_marker(table_sink *s, const char *relpath, char *err, size_t 
 
 table_sink_stats table_sink_get_stats(const table_sink *s);
 
+/* The object store's request counters (requests, retries, failures, bytes); all zero for a local
+ * table. Returns 1 when the sink writes to a store, else 0. */
+int table_sink_store_stats(const table_sink *s, objstore_stats *out);
+
 /* Closes and deletes open and pending (unpublished) parts, then frees the sink. With a store,
  * aborts the staged uploads of pending parts no snapshot recorded (a recorded one may be in a
  * durable checkpoint whose restore publishes it). NULL is a no-op. */

@@ -197,6 +197,9 @@ typedef struct sink_op {
     sink_op_config cfg;
     char *dir;
     table_sink *sink;
+    /* object-store requests, retries and failures (registered only for a store) */
+    rt_counter *m_requests, *m_retries, *m_failures, *m_bytes;
+    objstore_stats reported;
     rt_buf buf;
     int finished;
     char err[512];
@@ -231,7 +234,25 @@ static int sink_open(rt_op *op)
     }
     if (table_sink_new(&tc, &s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
     rt_buf_init(&s->buf, s->cfg.max_record_bytes + (64 << 10));
+    if (tc.store_url &&
+        (rt_op_counter(op, "sinkRequests", &s->m_requests) ||
+         rt_op_counter(op, "sinkRetries", &s->m_retries) ||
+         rt_op_counter(op, "sinkFailures", &s->m_failures) ||
+         rt_op_counter(op, "sinkBytesWritten", &s->m_bytes)))
+        return rt_op_fail(op, "out of memory");
     return 0;
+}
+
+/* Moves the store's counters into the operator's metrics (at each checkpoint and the end). */
+static void sink_report(sink_op *s)
+{
+    objstore_stats st;
+    if (!s->m_requests || !table_sink_store_stats(s->sink, &st)) return;
+    rt_counter_add_1w(s->m_requests, st.requests - s->reported.requests);
+    rt_counter_add_1w(s->m_retries, st.retries - s->reported.retries);
+    rt_counter_add_1w(s->m_failures, st.failures - s->reported.failures);
+    rt_counter_add_1w(s->m_bytes, st.bytes_up - s->reported.bytes_up);
+    s->reported = st;
 }
 
 static int sink_process(rt_op *op, int input, const rt_record *rec)
@@ -257,6 +278,7 @@ static int sink_finish(rt_op *op)
     int rc = rt_graph_checkpointing(rt_op_graph(op))
                  ? table_sink_precommit(s->sink, s->err, sizeof s->err)
                  : table_sink_commit(s->sink, s->err, sizeof s->err);
+    sink_report(s);
     return rc ? rt_op_fail(op, "%s", s->err) : 0;
 }
 
@@ -267,6 +289,7 @@ static int sink_snapshot(rt_op *op, rt_buf *out)
     sink_op *s = rt_op_self(op);
     if (!s->finished && table_sink_precommit(s->sink, s->err, sizeof s->err))
         return rt_op_fail(op, "%s", s->err);
+    sink_report(s);
     return table_sink_snapshot(s->sink, out);
 }
 
@@ -282,8 +305,9 @@ static int sink_checkpoint_complete(rt_op *op, int64_t id)
 {
     (void)id;
     sink_op *s = rt_op_self(op);
-    if (table_sink_publish(s->sink, s->err, sizeof s->err)) return rt_op_fail(op, "%s", s->err);
-    return 0;
+    int rc = table_sink_publish(s->sink, s->err, sizeof s->err);
+    sink_report(s);
+    return rc ? rt_op_fail(op, "%s", s->err) : 0;
 }
 
 static void sink_close(rt_op *op)

@@ -16,7 +16,7 @@
 #define LINE_CAP 4096
 
 struct jctl {
-    char pid_path[PATH_CAP], req_path[PATH_CAP], reply_path[PATH_CAP];
+    char pid_path[PATH_CAP], req_path[PATH_CAP], reply_path[PATH_CAP], rest_path[PATH_CAP];
     char arg[LINE_CAP];
 };
 
@@ -180,10 +180,32 @@ void jctl_reply(jctl *c, int ok, const char *text)
     (void)write_atomic(c->reply_path, line);
 }
 
+int jctl_set_rest(jctl *c, const char *url)
+{
+    snprintf(c->rest_path, sizeof c->rest_path, "%.*s.rest", (int)(strlen(c->pid_path) - 4),
+             c->pid_path);
+    char line[LINE_CAP];
+    snprintf(line, sizeof line, "%s\n", url);
+    return write_atomic(c->rest_path, line);
+}
+
+int jctl_rest_url(const char *dir, const char *name, char *buf, size_t cap)
+{
+    char pidp[PATH_CAP], reqp[PATH_CAP], repp[PATH_CAP], restp[PATH_CAP + 8];
+    paths(dir, name, pidp, reqp, repp);
+    snprintf(restp, sizeof restp, "%s/%s.rest", dir, name);
+    long pid = read_pid(pidp);
+    if (pid <= 0 || dead(pid) || read_line(restp, buf, cap) || !*buf) return 1;
+    return 0;
+}
+
 void jctl_close(jctl *c)
 {
     if (!c) return;
-    if (read_pid(c->pid_path) == (long)getpid()) unlink(c->pid_path);
+    if (read_pid(c->pid_path) == (long)getpid()) {
+        unlink(c->pid_path);
+        if (c->rest_path[0]) unlink(c->rest_path);
+    }
     free(c);
 }
 

@@ -6,6 +6,8 @@
  *                          "stop-savepoint [<url>]" (the client writes it, then sends SIGUSR1;
  *                          without a url the job picks its default savepoint path)
  *   <dir>/<name>.reply     one line: "ok <detail>" or "error <message>" (the job writes it)
+ *   <dir>/<name>.rest      "http://<address>:<port>/": the job's REST API, when it has one
+ *                          (`logproc list|savepoint|stop|cancel` use it first)
  * where <name> is the job name, with ".<label>" for a labelled job. SIGTERM and SIGINT stop the
  * job without draining (a final checkpoint keeps its state); a second one exits at once.
  * The REST API (job_run.c, --restPort) offers the same operations over HTTP. */
@@ -35,7 +37,13 @@ int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t e
 jctl_kind jctl_poll(jctl *c, const char **arg);
 /* Writes the reply to the last request. */
 void jctl_reply(jctl *c, int ok, const char *text);
-/* Removes the pid file. NULL is a no-op. */
+/* Publishes the job's REST API base url ("http://127.0.0.1:8081/") in <dir>/<name>.rest, removed
+ * by jctl_close. Returns 0 or -1 (errno). */
+int jctl_set_rest(jctl *c, const char *url);
+/* Client side: the REST url of the live job called name. Returns 0 (buf set), or 1 when the job
+ * is not running or has no REST API. */
+int jctl_rest_url(const char *dir, const char *name, char *buf, size_t cap);
+/* Removes the pid file (and the REST file). NULL is a no-op. */
 void jctl_close(jctl *c);
 
 /* Client side: sends request to the job called name and waits up to timeout_ms for its reply

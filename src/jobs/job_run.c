@@ -24,6 +24,7 @@
 #include "jobs/job_control.h"
 #include "jobs/topic_sink.h"
 #include "ops/http.h"
+#include "ops/status.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 #include "runtime/metrics.h"
@@ -213,36 +214,62 @@ static void log_metrics(rt_metrics *m, rt_metrics_snap *prev, rt_metrics_snap *c
     rt_buf_free(&lines);
 }
 
-typedef struct metrics_logger {
+/* The sampler: a snapshot of the metrics every second, so the REST API can give rates (the last
+ * two snapshots) without a request paying for them, and the periodic metric log line
+ * (--metricsLogInterval) with numRecordsOut and numRecordsOutPerSecond per operator. */
+typedef struct sampler {
     rt_metrics *m;
-    int64_t interval_ms;
-    pthread_mutex_t mu;
+    int64_t log_every_ms; /* 0: no log lines */
+    pthread_mutex_t mu;   /* guards prev, cur and stop */
     pthread_cond_t cv;
+    rt_metrics_snap prev, cur; /* the last two samples (empty until taken) */
     int stop;
-} metrics_logger;
+} sampler;
 
-/* Every interval: a metric line per operator with its rate since the previous one. */
-static void *metrics_logger_main(void *arg)
+#define SAMPLE_MS 1000
+
+static void *sampler_main(void *arg)
 {
-    metrics_logger *ml = arg;
-    rt_metrics_snap prev = {0}, cur;
-    int have_prev = 0;
-    pthread_mutex_lock(&ml->mu);
-    while (!ml->stop) {
+    sampler *sm = arg;
+    rt_metrics_snap logged = {0};
+    int have_logged = 0;
+    int64_t next_log = sm->log_every_ms;
+    int64_t since_log = 0;
+    pthread_mutex_lock(&sm->mu);
+    while (!sm->stop) {
+        int64_t wait = sm->log_every_ms > 0 && next_log - since_log < SAMPLE_MS
+                           ? next_log - since_log
+                           : SAMPLE_MS;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += ml->interval_ms / 1000;
-        until.tv_nsec += (ml->interval_ms % 1000) * 1000000;
+        until.tv_sec += wait / 1000;
+        until.tv_nsec += (wait % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
-        if (pthread_cond_timedwait(&ml->cv, &ml->mu, &until) != ETIMEDOUT) continue;
-        log_metrics(ml->m, have_prev ? &prev : NULL, &cur,
-                    "numRecordsOut,numInvalid,stateBytes,lastCheckpoint");
-        if (have_prev) rt_metrics_snap_free(&prev);
-        prev = cur;
-        have_prev = 1;
+        if (pthread_cond_timedwait(&sm->cv, &sm->mu, &until) != ETIMEDOUT) continue;
+        since_log += wait;
+        pthread_mutex_unlock(&sm->mu);
+        rt_metrics_snap snap;
+        int ok = !rt_metrics_snapshot(sm->m, &snap);
+        pthread_mutex_lock(&sm->mu);
+        if (ok) {
+            rt_metrics_snap_free(&sm->prev);
+            sm->prev = sm->cur;
+            sm->cur = snap;
+        }
+        if (sm->log_every_ms > 0 && since_log >= next_log) {
+            since_log = 0;
+            pthread_mutex_unlock(&sm->mu);
+            rt_metrics_snap now;
+            log_metrics(sm->m, have_logged ? &logged : NULL, &now,
+                        "numRecordsOut,numInvalid,stateBytes,lastCheckpoint,pendingRecords");
+            if (have_logged) rt_metrics_snap_free(&logged);
+            logged = now;
+            have_logged = 1;
+            pthread_mutex_lock(&sm->mu);
+        }
     }
-    pthread_mutex_unlock(&ml->mu);
-    if (have_prev) rt_metrics_snap_free(&prev);
+    pthread_mutex_unlock(&sm->mu);
+    if (have_logged) rt_metrics_snap_free(&logged);
     return NULL;
 }
 
@@ -343,6 +370,11 @@ struct driver {
     struct rest_req *rest_pending; /* waiting to be taken */
     struct rest_req *rest_active;  /* taken: the next reply goes to it */
     char name[300];
+    /* status for the REST API */
+    sampler sm;
+    char *plan;       /* rt_graph_plan_json of the first task built (guarded by sm.mu) */
+    int64_t start_ms; /* wall clock */
+    _Atomic int cancel_requested;
     int sp_then_stop;
     int stop_requested;
     int failed;
@@ -490,6 +522,16 @@ static int build_task(driver *d, const char *label, const tinput *in, size_t nin
     if (rt_task_open(dt->t, err, sizeof err)) {
         dfail(d, "%s", err);
         goto out;
+    }
+    if (!d->plan) { /* every task has the same graph: its plan is the job's */
+        rt_buf pb;
+        rt_buf_init(&pb, 4 << 20);
+        if (!rt_graph_plan_json(rt_task_graph(dt->t), &pb) && !rt_buf_put_u8(&pb, 0)) {
+            pthread_mutex_lock(&d->sm.mu);
+            d->plan = strdup((const char *)pb.data);
+            pthread_mutex_unlock(&d->sm.mu);
+        }
+        rt_buf_free(&pb);
     }
     if (have) {
         if (rt_task_restore(dt->t, l->state, l->state_len, err, sizeof err)) {
@@ -1014,6 +1056,50 @@ static void rest_job_metrics(driver *d, const char *query, http_response *resp)
     rt_metrics_snap_free(&snap);
 }
 
+static const char *job_state(driver *d)
+{
+    if (atomic_load(&d->cancel_requested)) return "CANCELLING";
+    return d->stop_requested ? "STOPPING" : "RUNNING";
+}
+
+/* The job's status documents (ops/status.h): status, plan or checkpoints. The plan and the
+ * sampler's last two snapshots are read under the sampler's lock. */
+static void rest_status(driver *d, const char *what, http_response *resp)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rt_metrics_snap snap;
+    if (rt_metrics_snapshot(d->metrics, &snap)) {
+        body_text(resp, 500, "{\"errors\":[\"out of memory\"]}\n");
+        return;
+    }
+    ops_job_info ji = {.id = d->name,
+                       .job = d->def->name,
+                       .run_id = d->run_id,
+                       .state = job_state(d),
+                       .start_time_ms = d->start_ms,
+                       .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                       .checkpoint_store = d->checkpointing ? d->ckstore : ""};
+    pthread_mutex_lock(&d->sm.mu);
+    ji.plan_json = d->plan;
+    int rc;
+    if (!strcmp(what, "plan")) {
+        rc = ops_plan_json(&ji, &resp->body);
+    } else if (!strcmp(what, "checkpoints")) {
+        rc = ops_checkpoints_json(&ji, &snap, &resp->body);
+    } else {
+        /* with rates once the sampler has two samples (values then up to a second old) */
+        if (d->sm.prev.n) rc = ops_status_json(&ji, &d->sm.cur, &d->sm.prev, &resp->body);
+        else rc = ops_status_json(&ji, &snap, NULL, &resp->body);
+    }
+    pthread_mutex_unlock(&d->sm.mu);
+    rt_metrics_snap_free(&snap);
+    if (rc) {
+        resp->body.len = 0;
+        body_text(resp, 500, "{\"errors\":[\"status: out of memory or over the response limit\"]}\n");
+    }
+}
+
 static void rest_handler(void *arg, const char *method, const char *path, const char *query,
                          const char *body, size_t len, http_response *resp)
 {
@@ -1021,9 +1107,18 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
     driver *d = arg;
     char prefix[400];
     snprintf(prefix, sizeof prefix, "/jobs/%s", d->name);
+    if (!strcmp(method, "PUT") || (!strcmp(method, "PATCH") && strcmp(path, prefix))) {
+        body_text(resp, 405, "{\"errors\":[\"method not allowed\"]}\n");
+        return;
+    }
     if (!strcmp(path, "/healthz")) {
         resp->content_type = "text/plain";
         body_text(resp, 200, "ok\n");
+        return;
+    }
+    if ((!strcmp(path, "/") || !strcmp(path, "/index.html")) && strcmp(method, "POST")) {
+        resp->content_type = "text/html; charset=utf-8";
+        rt_buf_append(&resp->body, ops_status_page, ops_status_page_len);
         return;
     }
     if (!strcmp(path, "/metrics") && strcmp(method, "POST")) {
@@ -1033,14 +1128,32 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
             body_text(resp, 500, "metrics: out of memory\n");
             return;
         }
-        if (rt_metrics_format_prometheus(&snap, &resp->body)) resp->status = 500;
+        int rc = rt_metrics_format_prometheus(&snap, &resp->body);
+        pthread_mutex_lock(&d->sm.mu);
+        if (!rc && d->sm.prev.n)
+            rc = rt_metrics_format_prometheus_rates(&d->sm.cur, &d->sm.prev, &resp->body);
+        pthread_mutex_unlock(&d->sm.mu);
+        if (rc) resp->status = 500;
         rt_metrics_snap_free(&snap);
         return;
     }
     if (!strcmp(path, "/jobs") && strcmp(method, "POST")) {
         body_text(resp, 200, "{\"jobs\":[{\"id\":");
         json_str(&resp->body, d->name);
-        body_text(resp, 200, ",\"status\":\"RUNNING\"}]}\n");
+        body_text(resp, 200, ",\"status\":");
+        json_str(&resp->body, job_state(d));
+        body_text(resp, 200, "}]}\n");
+        return;
+    }
+    if (!strcmp(path, prefix) && !strcmp(method, "PATCH")) {
+        /* Flink's cancel: PATCH /jobs/<id>?mode=cancel. The driver ends the process at once,
+         * like SIGKILL: nothing after the last checkpoint is published. */
+        if (*query && strcmp(query, "mode=cancel")) {
+            body_text(resp, 400, "{\"errors\":[\"mode: only cancel is supported\"]}\n");
+            return;
+        }
+        atomic_store(&d->cancel_requested, 1);
+        body_text(resp, 202, "{}\n");
         return;
     }
     if (!strcmp(path, prefix) && strcmp(method, "POST")) {
@@ -1048,7 +1161,9 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
         json_str(&resp->body, d->name);
         body_text(resp, 200, ",\"name\":");
         json_str(&resp->body, d->def->name);
-        body_text(resp, 200, ",\"state\":\"RUNNING\",\"run\":");
+        body_text(resp, 200, ",\"state\":");
+        json_str(&resp->body, job_state(d));
+        body_text(resp, 200, ",\"run\":");
         json_str(&resp->body, d->run_id);
         body_text(resp, 200, ",\"checkpointStore\":");
         json_str(&resp->body, d->checkpointing ? d->ckstore : "");
@@ -1058,6 +1173,12 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
     size_t n = strlen(prefix);
     if (!strncmp(path, prefix, n) && !strcmp(path + n, "/metrics") && strcmp(method, "POST")) {
         rest_job_metrics(d, query, resp);
+        return;
+    }
+    if (!strncmp(path, prefix, n) && strcmp(method, "POST") &&
+        (!strcmp(path + n, "/status") || !strcmp(path + n, "/plan") ||
+         !strcmp(path + n, "/checkpoints"))) {
+        rest_status(d, path + n + 1, resp);
         return;
     }
     if (!strncmp(path, prefix, n) && !strcmp(method, "POST")) {
@@ -1077,7 +1198,10 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
         if (!strcmp(rest, "/stop")) {
             json_member(body, "targetDirectory", target, sizeof target);
             int drain = json_bool_member(body, "drain");
-            jctl_kind k = target[0] ? JCTL_STOP_SAVEPOINT : drain ? JCTL_STOP_DRAIN : JCTL_STOP;
+            /* a savepoint is taken when a directory is named, or asked for ("savepoint": true,
+             * to the job's default place) */
+            int sp = target[0] || json_bool_member(body, "savepoint");
+            jctl_kind k = sp ? JCTL_STOP_SAVEPOINT : drain ? JCTL_STOP_DRAIN : JCTL_STOP;
             int rc = rest_call(d, k, target, &r);
             resp->status = rc ? 500 : 202;
             body_text(resp, resp->status, rc ? "{\"status\":\"FAILED\",\"error\":"
@@ -1237,6 +1361,12 @@ static int drive(driver *d)
             nap_ms(CONTROL_POLL_MS);
         }
         serve_control(d);
+        if (atomic_load(&d->cancel_requested)) {
+            /* give the PATCH's answer a moment to leave, then end like SIGKILL would */
+            log_warn(d->def->name, "cancelled through the REST API: exiting without a checkpoint");
+            nap_ms(CONTROL_POLL_MS);
+            _exit(137);
+        }
         if (d->pool_running && atomic_load(&d->pool_finished)) {
             if (join_pool(d)) return -1;
             poll_savepoint(d);
@@ -1300,6 +1430,13 @@ int job_run_main(const job_def *def, int argc, char **argv)
     d->c = c;
     pthread_mutex_init(&d->rest_mu, NULL);
     pthread_cond_init(&d->rest_cv, NULL);
+    pthread_mutex_init(&d->sm.mu, NULL);
+    pthread_cond_init(&d->sm.cv, NULL);
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        d->start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     flag_table tables[2];
     tables[0] = job_flags_common_table(c);
     if (def->new_opts(&d->jopts, &tables[1])) {
@@ -1315,9 +1452,8 @@ int job_run_main(const job_def *def, int argc, char **argv)
     int status = 2;
     char usage[128];
     snprintf(usage, sizeof usage, "logproc run %s [flags]", def->name);
-    metrics_logger ml = {0};
-    pthread_t ml_thread;
-    int ml_started = 0;
+    pthread_t sm_thread;
+    int sm_started = 0;
 
     if (flags_parse(tables, 2, argc, argv, pos, 4, &npos, &help, err, sizeof err)) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, err);
@@ -1402,21 +1538,23 @@ int job_run_main(const job_def *def, int argc, char **argv)
             goto out;
         }
         if (http_server_start(c->restAddress, (int)c->restPort, rest_handler, d, &d->http, &port,
-                              err, sizeof err))
+                              err, sizeof err)) {
             log_warn(def->name, "REST API disabled: %s", err);
-        else
+        } else {
             log_info(def->name, "rest listening address=%s port=%d", c->restAddress, port);
+            char url[128];
+            snprintf(url, sizeof url, "http://%.64s:%d/", c->restAddress, port);
+            if (d->ctl && jctl_set_rest(d->ctl, url))
+                log_warn(def->name, "control: cannot publish the REST url: %s", strerror(errno));
+        }
     }
+    d->sm.m = d->metrics;
+    d->sm.log_every_ms = c->metricsLogInterval;
+    if (d->http || c->metricsLogInterval > 0)
+        sm_started = !pthread_create(&sm_thread, NULL, sampler_main, &d->sm);
     if (d->kafka ? open_kafka(d) : (build_file_tasks(d) || start_pool(d))) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, d->err);
         goto out;
-    }
-    ml.m = d->metrics;
-    ml.interval_ms = c->metricsLogInterval;
-    if (c->metricsLogInterval > 0) {
-        pthread_mutex_init(&ml.mu, NULL);
-        pthread_cond_init(&ml.cv, NULL);
-        ml_started = !pthread_create(&ml_thread, NULL, metrics_logger_main, &ml);
     }
     int rc = drive(d);
     if (rc) {
@@ -1433,12 +1571,12 @@ int job_run_main(const job_def *def, int argc, char **argv)
     status = 0;
 out:
     http_server_stop_answering(d);
-    if (ml_started) {
-        pthread_mutex_lock(&ml.mu);
-        ml.stop = 1;
-        pthread_cond_signal(&ml.cv);
-        pthread_mutex_unlock(&ml.mu);
-        pthread_join(ml_thread, NULL);
+    if (sm_started) {
+        pthread_mutex_lock(&d->sm.mu);
+        d->sm.stop = 1;
+        pthread_cond_signal(&d->sm.cv);
+        pthread_mutex_unlock(&d->sm.mu);
+        pthread_join(sm_thread, NULL);
     }
     if (d->pool_running) {
         stop_pool(d, 0);
@@ -1459,6 +1597,11 @@ out:
     def->free_opts(d->jopts);
     pthread_mutex_destroy(&d->rest_mu);
     pthread_cond_destroy(&d->rest_cv);
+    rt_metrics_snap_free(&d->sm.prev);
+    rt_metrics_snap_free(&d->sm.cur);
+    pthread_mutex_destroy(&d->sm.mu);
+    pthread_cond_destroy(&d->sm.cv);
+    free(d->plan);
     free(c);
     free(d);
     return status;

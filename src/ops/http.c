@@ -71,7 +71,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     static const char big[] = "{\"errors\":[\"request body over 65536 bytes\"]}\n";
     static const char bad[] = "{\"errors\":[\"method not allowed\"]}\n";
     if (b->too_big) return send_text(c, 413, "application/json", big, sizeof big - 1);
-    if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST"))
+    if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST") &&
+        strcmp(method, "PUT") && strcmp(method, "PATCH"))
         return send_text(c, 405, "application/json", bad, sizeof bad - 1);
     b->buf[b->len] = 0;
     rt_buf q;

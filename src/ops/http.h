@@ -3,7 +3,7 @@
  *
  * The server parses nothing but the method, the path and a bounded body; the handler (the job
  * driver's REST API) answers. Requests with a body over HTTP_MAX_BODY bytes get 413, methods
- * other than GET, HEAD and POST get 405, and the handler's answer is sent as it is. */
+ * other than GET, HEAD, POST, PUT and PATCH get 405, and the handler's answer is sent as it is. */
 #ifndef LOGPROC_HTTP_H
 #define LOGPROC_HTTP_H
 
@@ -22,7 +22,8 @@ typedef struct http_response {
 
 /* Answers one request; query is the decoded query arguments as "k=v&k=v" ("" when none), body
  * is NUL-terminated (len bytes, possibly 0). Runs on the connection's thread: it may block (a
- * savepoint) and must be thread-safe. */
+ * savepoint) and must be thread-safe. Methods reaching it: GET, HEAD, POST, PUT and PATCH; it
+ * answers 405 itself for the ones a path does not take. */
 typedef void (*http_handler)(void *arg, const char *method, const char *path, const char *query,
                              const char *body, size_t len, http_response *resp);
 

@@ -940,3 +940,46 @@ void rt_graph_free(rt_graph *g)
     if (g->own_metrics) rt_metrics_free(g->metrics);
     free(g);
 }
+
+static int plan_str(rt_buf *out, const char *s)
+{
+    int rc = rt_buf_put_u8(out, '"');
+    for (; *s && rc == 0; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            char esc[2] = {'\\', (char)ch};
+            rc = rt_buf_append(out, esc, 2);
+        } else if (ch < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+            rc = rt_buf_append(out, esc, 6);
+        } else {
+            rc = rt_buf_put_u8(out, ch);
+        }
+    }
+    return rc ? -1 : rt_buf_put_u8(out, '"');
+}
+
+int rt_graph_plan_json(const rt_graph *g, rt_buf *out)
+{
+    int rc = rt_buf_put_u8(out, '[');
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        const rt_op *op = g->ops[i];
+        rc |= rt_buf_append(out, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
+        rc |= plan_str(out, op->uid);
+        rc |= rt_buf_append(out, ",\"name\":", 8);
+        rc |= plan_str(out, op->name ? op->name : op->uid);
+        rc |= rt_buf_append(out, ",\"inputs\":[", 11);
+        size_t listed = 0;
+        for (size_t u = 0; u < op->nups && rc == 0; u++) {
+            size_t k = 0;
+            while (k < u && op->ups[k] != op->ups[u])
+                k++;
+            if (k < u) continue;
+            if (listed++) rc |= rt_buf_put_u8(out, ',');
+            rc |= plan_str(out, op->ups[u]->uid);
+        }
+        rc |= rt_buf_append(out, "]}", 2);
+    }
+    return rc ? -1 : rt_buf_put_u8(out, ']');
+}

@@ -95,6 +95,11 @@ rt_metrics *rt_graph_metrics(const rt_graph *g);
 int64_t rt_graph_watermark(const rt_graph *g);
 /* Total bytes held by the graph's operators. */
 int64_t rt_graph_mem_used(const rt_graph *g);
+/* Appends the graph's plan as a JSON array, one object per operator in topological order:
+ *   [{"id":"<uid>","name":"<name>","inputs":["<uid of an upstream operator>",...]},...]
+ * (an operator fed by the same upstream on two inputs lists it once). For the REST API and the
+ * status page; the plan is the same for every task of a job. Returns 0 or -1 (out's limit). */
+int rt_graph_plan_json(const rt_graph *g, rt_buf *out);
 
 /* ---- snapshot (after open, between records) ---- */
 

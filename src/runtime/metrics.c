@@ -212,7 +212,7 @@ int rt_metrics_format_lines(const rt_metrics_snap *cur, const rt_metrics_snap *p
     return 0;
 }
 
-static int put_prom_sample(rt_buf *out, const rt_metric_sample *s)
+static int put_prom_name(rt_buf *out, const rt_metric_sample *s)
 {
     int rc = bprintf(out, "logproc_%s", s->name);
     if (*s->labels) {
@@ -228,8 +228,59 @@ static int put_prom_sample(rt_buf *out, const rt_metric_sample *s)
         }
         rc |= rt_buf_put_u8(out, '}');
     }
-    rc |= bprintf(out, " %lld\n", (long long)s->value);
     return rc ? -1 : 0;
+}
+
+static int put_prom_sample(rt_buf *out, const rt_metric_sample *s)
+{
+    if (put_prom_name(out, s)) return -1;
+    return bprintf(out, " %lld\n", (long long)s->value) < 0 ? -1 : 0;
+}
+
+static int put_prom_sample_f(rt_buf *out, const rt_metric_sample *s, double v)
+{
+    if (put_prom_name(out, s)) return -1;
+    return bprintf(out, " %.3f\n", v) < 0 ? -1 : 0;
+}
+
+double rt_metrics_rate(const rt_metrics_snap *cur, const rt_metrics_snap *prev, size_t i)
+{
+    if (!prev || i >= prev->n || i >= cur->n || cur->taken_ms <= prev->taken_ms) return 0;
+    /* Registries only grow, so an earlier snapshot's i-th sample is the same metric. */
+    return (double)(cur->samples[i].value - prev->samples[i].value) * 1000.0 /
+           (double)(cur->taken_ms - prev->taken_ms);
+}
+
+int rt_metrics_format_prometheus_rates(const rt_metrics_snap *cur, const rt_metrics_snap *prev,
+                                       rt_buf *out)
+{
+    if (!prev || cur->taken_ms <= prev->taken_ms) return 0;
+    size_t n = cur->n < prev->n ? cur->n : prev->n;
+    const char **names = n ? malloc(n * sizeof *names) : NULL;
+    if (n && !names) return -1;
+    size_t nn = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cur->samples[i].kind != RT_METRIC_COUNTER) continue;
+        size_t k = 0;
+        while (k < nn && strcmp(names[k], cur->samples[i].name))
+            k++;
+        if (k == nn) names[nn++] = cur->samples[i].name;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < nn && rc == 0; k++) {
+        rc = bprintf(out, "# TYPE logproc_%sPerSecond gauge\n", names[k]);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const rt_metric_sample *s = &cur->samples[i];
+            if (s->kind != RT_METRIC_COUNTER || strcmp(s->name, names[k])) continue;
+            rt_metric_sample r = *s;
+            char name[256];
+            snprintf(name, sizeof name, "%.200sPerSecond", s->name);
+            r.name = name;
+            rc = put_prom_sample_f(out, &r, rt_metrics_rate(cur, prev, i));
+        }
+    }
+    free(names);
+    return rc;
 }
 
 int rt_metrics_format_prometheus(const rt_metrics_snap *cur, rt_buf *out)

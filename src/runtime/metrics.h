@@ -112,5 +112,13 @@ int rt_metrics_format_lines(const rt_metrics_snap *cur, const rt_metrics_snap *p
 /* Appends the Prometheus text exposition of cur to out: a `# TYPE` line per name, then
  * `logproc_<name>{operator="...",task="..."} value` per sample. Returns 0 or -1 (limit). */
 int rt_metrics_format_prometheus(const rt_metrics_snap *cur, rt_buf *out);
+/* Appends, for every counter of cur that prev (an earlier snapshot of the same registry) also
+ * has, a gauge `logproc_<name>PerSecond{labels} rate` over the time between the two snapshots,
+ * grouped by name like rt_metrics_format_prometheus. Nothing when the snapshots are less than a
+ * millisecond apart. Returns 0 or -1 (limit, out of memory). */
+int rt_metrics_format_prometheus_rates(const rt_metrics_snap *cur, const rt_metrics_snap *prev,
+                                       rt_buf *out);
+/* The per-second rate of cur's i-th sample since prev (0 when prev lacks it or is not older). */
+double rt_metrics_rate(const rt_metrics_snap *cur, const rt_metrics_snap *prev, size_t i);
 
 #endif

@@ -47,7 +47,7 @@ struct rt_task {
     void *ckpt_arg;
     int64_t ckpt_interval, ckpt_due;
     rt_counter *c_bad;
-    rt_gauge *g_wm, *g_offset;
+    rt_gauge *g_wm, *g_offset, *g_pending; /* g_pending: NULL unless a source has an end */
 };
 
 int rt_task_new(const rt_task_config *cfg, rt_task **out, char *err, size_t errlen)
@@ -154,8 +154,26 @@ int rt_task_open(rt_task *t, char *err, size_t errlen)
     }
     rt_gauge_set(t->g_wm, RT_TIME_MIN);
     rt_gauge_set(t->g_offset, -1);
+    for (size_t i = 0; i < t->nsrc && !t->g_pending; i++)
+        if (t->srcs[i].src->end_offset && rt_metrics_gauge(m, "pendingRecords", labels, &t->g_pending) < 0) {
+            snprintf(err, errlen, "task %s: cannot register metrics", t->label);
+            return -1;
+        }
     t->opened = 1;
     return 0;
+}
+
+/* Records the sources' backlog: their ends minus their positions (Flink's pendingRecords). */
+static void update_pending(rt_task *t)
+{
+    int64_t pending = 0;
+    for (size_t i = 0; i < t->nsrc; i++) {
+        const rt_source *src = t->srcs[i].src;
+        if (!src->end_offset || !src->position) continue;
+        int64_t end = src->end_offset(src), pos = src->position(src);
+        if (end > pos && pos >= 0) pending += end - pos;
+    }
+    rt_gauge_set(t->g_pending, pending);
 }
 
 static int fail(rt_task *t, char *err, size_t errlen, const char *what)
@@ -317,6 +335,8 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         task_source *s = pick(t);
         if (!s) {
             if (!sources_left(t)) return end_input(t, !t->cfg.no_drain, err, errlen);
+            rt_gauge_set(t->g_offset, t->last_offset);
+            if (t->g_pending) update_pending(t);
             if (poll_all(t, err, errlen) < 0) return -1;
             if (maybe_checkpoint(t, err, errlen) < 0) return -1;
             return RT_TASK_IDLE;
@@ -344,6 +364,7 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
             return -1;
     }
     rt_gauge_set(t->g_offset, t->last_offset);
+    if (t->g_pending) update_pending(t);
     if (poll_all(t, err, errlen) < 0) return -1;
     if (maybe_checkpoint(t, err, errlen) < 0) return -1;
     return RT_TASK_MORE;

@@ -84,6 +84,9 @@ typedef struct rt_source {
     /* The offset of the next record next() would return (a Kafka offset, or a file's byte
      * offset), for checkpoints. Optional: NULL records -1 ("unknown"). */
     int64_t (*position)(const struct rt_source *src);
+    /* The offset the input ends at now (a Kafka partition's high watermark, as last seen by the
+     * client: no network call), for the pendingRecords metric. Optional. */
+    int64_t (*end_offset)(const struct rt_source *src);
 } rt_source;
 
 /* ---- tasks ---- */
