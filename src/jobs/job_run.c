@@ -1088,9 +1088,12 @@ static void rest_status(driver *d, const char *what, http_response *resp)
     } else if (!strcmp(what, "checkpoints")) {
         rc = ops_checkpoints_json(&ji, &snap, &resp->body);
     } else {
-        /* with rates once the sampler has two samples (values then up to a second old) */
-        if (d->sm.prev.n) rc = ops_status_json(&ji, &d->sm.cur, &d->sm.prev, &resp->body);
-        else rc = ops_status_json(&ji, &snap, NULL, &resp->body);
+        /* fresh values; rates since the sampler's last sample, or the one before when the
+         * last is too recent to give a steady rate */
+        const rt_metrics_snap *base = NULL;
+        if (d->sm.cur.n && snap.taken_ms - d->sm.cur.taken_ms >= SAMPLE_MS / 4) base = &d->sm.cur;
+        else if (d->sm.prev.n) base = &d->sm.prev;
+        rc = ops_status_json(&ji, &snap, base, &resp->body);
     }
     pthread_mutex_unlock(&d->sm.mu);
     rt_metrics_snap_free(&snap);

@@ -8,6 +8,8 @@ flat-output job reading `logproc kafka-local`:
   /jobs/<id>/checkpoints; `/` (the status page: one HTML file without external assets);
 - POST /jobs/<id>/savepoints (a savepoint with _metadata at the requested place); unknown paths
   (404), other methods (405), an oversized body (413);
+- the periodic metric log lines (--metricsLogInterval) with numRecordsOut and
+  numRecordsOutPerSecond per operator;
 - the CLI over HTTP: `logproc list` shows the job's REST url and state, `logproc savepoint --rest`
   works with no control directory at all, `logproc cancel` ends the job at once (exit 137,
   no final checkpoint), the restarted job resumes from its checkpoint, and `logproc stop` (the
@@ -41,7 +43,8 @@ def curl(*args):
 def start_job(log):
     job = subprocess.Popen([BIN, "run", "flat-output", "-b", bs, "--no-kafkaGroup", "--jobLabel",
                             "api", "-o", os.path.join(work, "out"), "--controlDir", ctl,
-                            "--checkpointInterval", "PT0.5S", "--restPort", "0"],
+                            "--checkpointInterval", "PT0.5S", "--restPort", "0",
+                            "--metricsLogInterval", "PT0.5S"],
                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     procs.append(job)
     deadline = time.monotonic() + 60
@@ -104,7 +107,9 @@ try:
 
     # status: rates appear once the sampler has two samples
     st = poll_json(rest + "/jobs/%s/status" % jid,
-                   lambda d: any("numRecordsInPerSecond" in o for o in d.get("operators", [])))
+                   lambda d: any("numRecordsInPerSecond" in o for o in d.get("operators", []))
+                   and len(d.get("tasks", [])) == 4
+                   and all(t.get("numberOfCompletedCheckpoints", 0) > 0 for t in d["tasks"]))
     c.check(st is not None and st["jid"] == jid and st["state"] == "RUNNING", "status names the job")
     ops = {o["id"]: o for o in (st or {}).get("operators", [])}
     ja = ops.get("join-impression-action", {})
@@ -156,6 +161,15 @@ try:
     code, _ = curl("-X", "POST", rest + "/jobs/%s/stop" % jid, "-d", "x" * 70000)
     c.check(code == 413, "a body over 64 KiB is 413 (%d)" % code)
     c.check(job.poll() is None, "the job still runs after the refused stop")
+
+    # periodic metric lines (--metricsLogInterval): counts and rates per operator
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "numRecordsOutPerSecond" not in open(os.path.join(work, "job.err")).read():
+        time.sleep(0.2)
+    text = open(os.path.join(work, "job.err")).read()
+    c.check(re.search(r"numRecordsOut operator=join-impression-action task=\S+ value=\d+", text) and
+            re.search(r"numRecordsOutPerSecond operator=join-impression-action task=\S+ value=[\d.]+", text),
+            "the metric log lines carry numRecordsOut and numRecordsOutPerSecond per operator")
 
     # the CLI over HTTP
     p = cli("list", "--controlDir", ctl)
