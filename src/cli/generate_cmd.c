@@ -13,7 +13,7 @@
  * The defaults are those of --profile (cli by default); --preset NAME selects one of the three
  * deterministic test presets. Explicit flags override the profile's values.
  *
- * logproc generate content (the Content API catalogue) is not built yet. */
+ * logproc generate content (the Content API catalogue and its local server) is in content_cmd.c. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -291,15 +291,13 @@ int cli_generate(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *o = argc < 2 ? stderr : stdout;
         fprintf(o, "usage: logproc generate logs [flags]     fake LogRequests (deterministic)\n"
-                   "       logproc generate content [flags]  fake content catalogue (not built "
-                   "yet)\n\n'logproc generate logs --help' lists the flags and their defaults.\n");
+                   "       logproc generate content [flags]  fake content catalogue to a Content "
+                   "API (--serve: serve one)\n\n'logproc generate logs --help' and 'logproc "
+                   "generate content --help' list the flags and their defaults.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "logs")) return generate_logs(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "content")) {
-        fprintf(stderr, "logproc generate content: not built yet\n");
-        return 1;
-    }
+    if (!strcmp(argv[1], "content")) return cli_generate_content(argc - 2, argv + 2);
     fprintf(stderr, "logproc generate: unknown kind '%s' (logs or content)\n", argv[1]);
     return 2;
 }

@@ -12,7 +12,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", cli_run, "run JOB [flags]       run a job (raw-output, flat-output, counter, content-metrics)"},
-    {"generate", cli_generate, "generate logs [flags]  write fake LogRequests (deterministic for a seed)"},
+    {"generate", cli_generate, "generate logs|content  fake LogRequests (deterministic), or the content catalogue (--serve: a local Content API)"},
     {"inspect", cli_inspect, "inspect PATH           print an Avro file or a record file as JSON lines"},
     {"store", cli_store, "store VERB URL KEY     put|get|ls|rm|stage|publish|abort objects (local dir or s3://)"},
     {"kafka-local", cli_kafka_local, "kafka-local [flags]    host the embedded Kafka-protocol cluster until SIGTERM"},

@@ -44,6 +44,7 @@ typedef struct flat_opts {
     flag_list contentApiMaxAttemptsPerStatusCode;
     int64_t contentApiMaxAllowedConsecutiveErrors;
     int64_t contentCacheExpiration;
+    int64_t contentApiFailureCacheExpiration; /* logproc's: failures are cached this long */
     bool enableDummyContentApiLoader;
     /* derived by flat_flags_check */
     int64_t *non_buyer_hashes; /* --nonBuyerUserSparseHash as int64 (owned; flat_flags_free) */

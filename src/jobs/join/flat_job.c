@@ -20,6 +20,10 @@
  *  joined impressions -> filter-joined-impression -> sinks, FRI, latest impressions
  *  joined actions     -> filter-joined-action -> add-latest-impressions -> sinks; FRI
  *  pivot-flat-response-insertion -> filter-flat-response-insertion -> sinks
+ * With the content join on (--contentApiRootUrl, or --enableDummyContentApiLoader), §9:
+ *  to-tiny-action -> lookup-content-tiny-action -> J3 rhs
+ *  join-view-insertion (J1) -> lookup-content-tiny-insertion -> J2 lhs
+ *  both lookups' failures -> etl_side/content_api_error
  * Every sink strips user_id (§12.4) before writing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,7 @@
 #include "jobs/job.h"
 #include "jobs/join/bot_filter.h"
 #include "jobs/join/combine_delivery_log.h"
+#include "jobs/join/content_lookup.h"
 #include "jobs/join/error_rows.h"
 #include "jobs/join/fix_delivery_log.h"
 #include "jobs/join/flat_flags.h"
@@ -70,9 +75,47 @@ static void flat_free_opts(void *opts)
     free(opts);
 }
 
+/* The content join (§9) is on: real lookups with a root URL, pass-throughs with the dummy. */
+static int content_join_on(const flat_opts *o)
+{
+    return o->enableDummyContentApiLoader || (o->contentApiRootUrl && *o->contentApiRootUrl);
+}
+
+static void content_config(const flat_opts *o, const char *lookup, content_lookup_config *cc)
+{
+    *cc = (content_lookup_config){
+        .dummy = o->enableDummyContentApiLoader,
+        .lookup = lookup,
+        .root_url = o->contentApiRootUrl,
+        .api_key = o->contentApiKey,
+        .timeout_ms = o->contentApiTimeout,
+        .max_attempts = o->contentApiMaxAttempts,
+        .attempts_per_status = o->contentApiMaxAttemptsPerStatusCode.items,
+        .n_attempts_per_status = o->contentApiMaxAttemptsPerStatusCode.n,
+        .keys = (const char *const *)o->contentIdFieldKeys.items,
+        .n_keys = o->contentIdFieldKeys.n,
+        .cache_max_entries = o->contentCacheMaxSize,
+        .cache_ttl_ms = o->contentCacheExpiration,
+        .failure_ttl_ms = o->contentApiFailureCacheExpiration,
+    };
+}
+
 static int flat_check(const job_common_opts *c, void *opts, char *err, size_t errlen)
 {
     if (flat_flags_check(opts, err, errlen)) return -1;
+    const flat_opts *o = opts;
+    if (content_join_on(o) && !o->enableDummyContentApiLoader) {
+        if (!o->contentApiKey || !*o->contentApiKey) {
+            snprintf(err, errlen, "flag --contentApiRootUrl needs --contentApiKey%s",
+                     o->contentApiSecretName && *o->contentApiSecretName
+                         ? " (--contentApiSecretName: no secrets manager is supported here)"
+                         : "");
+            return -1;
+        }
+        content_lookup_config cc;
+        content_config(o, "action", &cc);
+        if (content_lookup_check(&cc, err, errlen)) return -1;
+    }
     if (!c->logAvro && !c->logParquet && job_label_is_live(c->jobLabel)) {
         snprintf(err, errlen, "flat-output needs at least one output: --logAvro or --logParquet");
         return -1;
@@ -170,6 +213,7 @@ static int flat_encode(void *ctx, const rt_record *rec, rt_buf *out, int64_t *pt
     switch (rec->type) {
     case REC_VALIDATION_ERROR: return error_rows_encode_validation(NULL, rec, out, pts);
     case REC_MISMATCH_ERROR: return error_rows_encode_mismatch(NULL, rec, out, pts);
+    case REC_CONTENT_API_ERROR: return content_lookup_encode_error(NULL, rec, out, pts);
     }
     *pts = s->kafka ? rec->ts : partition_ts(s, rec);
     const ProtobufCMessage *m;
@@ -469,13 +513,31 @@ static int flat_build(rt_graph *g, const job_common_opts *c, const void *opts, c
     rt_op *j1, *j2, *j3;
     if (join_view_insertion_op_add(g, "join-view-insertion", &jp, &j1) ||
         connect(b, vtiny, 0, j1, INFERRED_JOIN_IN_LHS) ||
-        connect(b, dtiny, 0, j1, INFERRED_JOIN_IN_RHS) ||
-        join_insertion_impression_op_add(g, "join-insertion-impression", &jp, &j2) ||
-        connect(b, j1, INFERRED_JOIN_PORT_OUT, j2, INFERRED_JOIN_IN_LHS) ||
+        connect(b, dtiny, 0, j1, INFERRED_JOIN_IN_RHS))
+        return fail(b, "joins");
+    /* the content join (§9): tiny insertions into J2 and tiny actions into J3, never impressions */
+    rt_op *j2_lhs = j1, *j3_rhs = atiny;
+    int j2_lhs_port = INFERRED_JOIN_PORT_OUT;
+    if (content_join_on(o)) {
+        content_lookup_config lca, lci;
+        content_config(o, "action", &lca);
+        content_config(o, "insertion", &lci);
+        if (content_lookup_op_add(g, "lookup-content-tiny-action", &lca, &j3_rhs, err, errlen) ||
+            content_lookup_op_add(g, "lookup-content-tiny-insertion", &lci, &j2_lhs, err, errlen))
+            return -1;
+        j2_lhs_port = 0;
+        if (connect(b, atiny, 0, j3_rhs, 0) || connect(b, j1, INFERRED_JOIN_PORT_OUT, j2_lhs, 0) ||
+            add_table(b, j3_rhs, 1, "etl_side", "content_api_error", NULL,
+                      CONTENT_LOOKUP_ERROR_SCHEMA, PART_LOG_TIMESTAMP) ||
+            also(b, j2_lhs, 1, "sink-s3-etl_side-content_api_error"))
+            return -1;
+    }
+    if (join_insertion_impression_op_add(g, "join-insertion-impression", &jp, &j2) ||
+        connect(b, j2_lhs, j2_lhs_port, j2, INFERRED_JOIN_IN_LHS) ||
         connect(b, itiny, 0, j2, INFERRED_JOIN_IN_RHS) ||
         join_impression_action_op_add(g, "join-impression-action", &jp, &j3) ||
         connect(b, j2, INFERRED_JOIN_PORT_OUT, j3, INFERRED_JOIN_IN_LHS) ||
-        connect(b, atiny, 0, j3, INFERRED_JOIN_IN_RHS) ||
+        connect(b, j3_rhs, 0, j3, INFERRED_JOIN_IN_RHS) ||
         add_side(b, j1, INFERRED_JOIN_PORT_OUT, "debug_partial_response_insertion", tiny))
         return fail(b, "joins");
     static const struct {

@@ -20,6 +20,7 @@ enum {
     REC_DROPPED_MERGE_DETAILS,  /* Event__DroppedMergeDetailsEvent */
     REC_VALIDATION_ERROR,       /* join_validation_error */
     REC_MISMATCH_ERROR,         /* join_mismatch_error */
+    REC_CONTENT_API_ERROR,      /* content_api_error (content_lookup.h) */
 };
 
 /* ai.promoted.metrics.error enums (spec §13), as Avro symbol indexes. */
