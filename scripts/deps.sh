@@ -17,7 +17,7 @@ build_pkgs=(
 test_pkgs=(
   libcmocka-dev python3 python3-avro python3-snappy python3-protobuf
   redis-server redis-tools kcat python3-boto3 python3-confluent-kafka
-  nodejs npm chromium
+  nodejs npm chromium clang libclang-rt-14-dev
 )
 
 want=("${build_pkgs[@]}")
