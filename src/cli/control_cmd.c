@@ -157,7 +157,7 @@ static long http_call(const char *method, const char *base, const char *path, co
     if (cc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     } else {
-        snprintf(err, errlen, "%s %s: %s", method, url,
+        snprintf(err, errlen, "%.10s %.700s: %.300s", method, url,
                  b.over ? "answer over 1 MiB" : cerr[0] ? cerr : curl_easy_strerror(cc));
     }
     curl_slist_free_all(hd);

@@ -38,12 +38,24 @@ struct redis_sink {
     redis_sink_stats st;
 };
 
+/* "Redis URL '<url with the password as ***>': want ...": a bad URL is named without its secret. */
+static void bad_url(const char *url, char *err, size_t errlen)
+{
+    const char *at = strrchr(url, '@');
+    const char *start = !strncmp(url, "redis://", 8) ? url + 8 : url;
+    if (at && at > start)
+        snprintf(err, errlen, "Redis URL '%.*s***@%.200s': want redis://[:password@]host[:port][/db]",
+                 (int)(start - url), url, at + 1);
+    else
+        snprintf(err, errlen, "Redis URL '%.300s': want redis://[:password@]host[:port][/db]", url);
+}
+
 int redis_sink_parse_url(const char *url, char *host, size_t hostcap, int *port, int *db,
                          char *pass, size_t passcap, char *err, size_t errlen)
 {
     const char *p = url;
     if (strncmp(p, "redis://", 8)) {
-        snprintf(err, errlen, "Redis URL '%s': want redis://[:password@]host[:port][/db]", url);
+        bad_url(url, err, errlen);
         return -1;
     }
     p += 8;
@@ -85,7 +97,7 @@ int redis_sink_parse_url(const char *url, char *host, size_t hostcap, int *port,
     if (*p) goto bad;
     return 0;
 bad:
-    snprintf(err, errlen, "Redis URL '%s': want redis://[:password@]host[:port][/db]", url);
+    bad_url(url, err, errlen);
     return -1;
 }
 

@@ -26,6 +26,10 @@ typedef struct job_input {
 typedef struct job_def {
     const char *name; /* "raw-output" */
     const char *help; /* one line */
+    /* The Kafka consumer group (spec other-jobs §1.3, README Resolutions), prefixed with a
+     * non-live --jobLabel: "loglogrequest", "joinuser", "countEvents",
+     * "contentmetrics-logrequest". Offsets are committed under it, as the reference did. */
+    const char *kafka_group;
     /* 1: the job's aggregates are not keyed by the users its input partitions hold (counter,
      * content-metrics), so one task reads every partition of its inputs; 0: one task per
      * partition (or file). */

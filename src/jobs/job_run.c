@@ -891,7 +891,8 @@ static int open_kafka(driver *d)
     if (probe_topics(d)) return -1;
     job_common_opts *c = d->c;
     char group[512];
-    job_label_prefix(c->jobLabel, d->def->name, group, sizeof group);
+    job_label_prefix(c->jobLabel, d->def->kafka_group ? d->def->kafka_group : d->def->name, group,
+                     sizeof group);
     static const char *no_props[1];
     kafka_consumer_config kc = {
         .client = {.bootstrap = c->bootstrapServers, .security_protocol = c->kafkaSecurityProtocol,

@@ -10,6 +10,8 @@
    content-device, log-user, query, content-query and last-time-log-user-event exactly, and the
    last-time-log-user-query entries as far as the top-query gate lets them through (each must be
    a prediction). The start-up metadata hashes are checked too.
+   With --wipe and a checkpoint store, a second run restores the final checkpoint and leaves
+   Redis as the first left it (FLUSHDB is for a fresh start only).
 2. The same run without a URL writes a RESP file; `redis-cli --pipe` loads it into a fresh
    database, whose contents equal the direct run's.
 3. Redis down at start: the job waits; when it logs its first retry the server is started, and
@@ -491,6 +493,18 @@ for k, (t, h, ttl) in lt_query.items():
             bad.append((k, f, v))
 c.eq(bad[:3], [], "last-time log-user and user query entries are predictions")
 c.check(any(k.split(J)[2].startswith(b"user-") for k in lt_query), "last-time user query entries are written")
+
+# ---- 1b. --wipe applies to a fresh start only: a restart from a checkpoint keeps the counts ----
+
+ck = os.path.join(work, "ck-wipe")
+wipe_args = ["run", "counter", "--source", source, "-o", os.path.join(work, "out1b"), "--wipe",
+             "--checkpointDir", ck, "--redisUrl=redis://127.0.0.1:%d/3" % port] + ARGS
+run(wipe_args)
+first_state = dump(port, 3)
+c.check(len(first_state) > 100, "the checkpointed run wrote %d keys" % len(first_state))
+p = run(wipe_args)  # restores the final checkpoint: nothing to replay, nothing to wipe
+c.check("restoring task=" in p.stderr, "the second run restores its checkpoint")
+same_state(dump(port, 3), first_state, "a restored counter with --wipe keeps what Redis holds")
 
 # ---- 2. the RESP file loaded with redis-cli --pipe ----
 

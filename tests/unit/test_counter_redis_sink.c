@@ -73,6 +73,12 @@ static void test_urls(void **s)
                          -1);
         assert_non_null(strstr(err, bad[i]));
     }
+    /* a bad URL with a password is named without it */
+    assert_int_equal(redis_sink_parse_url("redis://:s3cret@h:0", host, sizeof host, &port, &db, pass,
+                                          sizeof pass, err, sizeof err),
+                     -1);
+    assert_null(strstr(err, "s3cret"));
+    assert_non_null(strstr(err, "redis://***@h:0"));
 }
 
 static char dir[64];

@@ -275,6 +275,7 @@ static int content_build(rt_graph *g, const job_common_opts *c, const void *opts
 
 const job_def content_job_def = {
     .name = "content-metrics",
+    .kafka_group = "contentmetrics-logrequest",
     .help = "hourly, daily and cumulated per-content metrics (etl/*_content_metrics) from the "
             "LogRequest topic and the joined events",
     .new_opts = content_new_opts,

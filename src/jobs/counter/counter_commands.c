@@ -324,6 +324,8 @@ typedef struct sink {
     int64_t last_flush;
     int64_t charged; /* bytes of the sink's buffer charged to the operator */
     int closed, failed;
+    int started;  /* the start-up metadata is written (before the first command) */
+    int restored; /* the task was restored from a checkpoint: --wipe does not apply */
 } sink;
 
 /* Charges the growth (or releases the shrinkage) of the sink's command buffer to the operator
@@ -391,17 +393,28 @@ static int sink_open(rt_op *op)
     s->cfg.redis.path = s->path;
     if (redis_sink_new(&s->cfg.redis, &s->rs, err, sizeof err)) return sink_fail(op, s, err);
     log_info("counter", "redis sink target=%s", redis_sink_target(s->rs));
-    if (s->cfg.write_metadata) {
-        if (counter_metadata_commands(s->cfg.tables, s->cfg.wipe, metadata_one, s) ||
-            redis_sink_flush(s->rs, err, sizeof err)) {
-            report(s);
-            return sink_fail(op, s, "writing the start-up metadata failed");
-        }
-        log_info("counter", "start-up metadata written target=%s wipe=%s", redis_sink_target(s->rs),
-                 s->cfg.wipe ? "true" : "false");
-    }
-    report(s);
     s->last_flush = mono_ms();
+    return account(op, s);
+}
+
+/* The start-up metadata, written before anything else reaches Redis: after open and a possible
+ * restore, so --wipe (FLUSHDB) applies to a fresh start only. A restored task's counts that
+ * its replay does not rewrite would be lost to a wipe. */
+static int ensure_started(rt_op *op, sink *s)
+{
+    if (s->started) return 0;
+    s->started = 1;
+    if (!s->cfg.write_metadata) return 0;
+    char err[512];
+    int wipe = s->cfg.wipe && !s->restored;
+    if (counter_metadata_commands(s->cfg.tables, wipe, metadata_one, s) ||
+        redis_sink_flush(s->rs, err, sizeof err)) {
+        report(s);
+        return sink_fail(op, s, "writing the start-up metadata failed");
+    }
+    log_info("counter", "start-up metadata written target=%s wipe=%s%s", redis_sink_target(s->rs),
+             wipe ? "true" : "false", s->cfg.wipe && !wipe ? " (restored: no wipe)" : "");
+    report(s);
     return account(op, s);
 }
 
@@ -413,6 +426,7 @@ static int put_dec(char *buf, int64_t v)
 static int sink_process(rt_op *op, int input, const rt_record *rec)
 {
     sink *s = rt_op_self(op);
+    if (ensure_started(op, s)) return -1;
     const counter_command *c = rec->data;
     char err[512], num[24];
     const char *argv[4];
@@ -449,6 +463,7 @@ static int sink_process(rt_op *op, int input, const rt_record *rec)
 static int sink_watermark(rt_op *op, int64_t wm)
 {
     sink *s = rt_op_self(op);
+    if (ensure_started(op, s)) return -1;
     int64_t now = mono_ms();
     if (now - s->last_flush < s->cfg.flush_interval_ms) return 0;
     s->last_flush = now;
@@ -462,6 +477,7 @@ static int sink_finish(rt_op *op)
 {
     sink *s = rt_op_self(op);
     char err[512];
+    if (ensure_started(op, s)) return -1;
     s->closed = 1;
     if (redis_sink_close(s->rs, err, sizeof err)) return sink_fail(op, s, err);
     report(s);
@@ -495,12 +511,22 @@ static void sink_close(rt_op *op)
  * replays rewrite the same values. No state of its own. */
 static int sink_snapshot(rt_op *op, rt_buf *out)
 {
-    (void)out;
     sink *s = rt_op_self(op);
+    /* one byte, so a restore tells the sink it is not a fresh start */
+    if (rt_buf_put_u8(out, 1)) return sink_fail(op, s, "snapshot: out of memory");
     if (s->closed) return 0;
+    if (ensure_started(op, s)) return -1;
     char err[512];
     if (redis_sink_flush(s->rs, err, sizeof err)) return sink_fail(op, s, err);
     report(s);
+    return 0;
+}
+
+static int sink_restore(rt_op *op, const uint8_t *bytes, size_t len)
+{
+    (void)bytes, (void)len;
+    sink *s = rt_op_self(op);
+    s->restored = 1;
     return 0;
 }
 
@@ -510,6 +536,7 @@ static const rt_op_vtbl sink_vtbl = {
     .on_watermark = sink_watermark,
     .finish = sink_finish,
     .snapshot = sink_snapshot,
+    .restore = sink_restore,
     .close = sink_close,
 };
 

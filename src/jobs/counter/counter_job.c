@@ -722,6 +722,7 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
 
 const job_def counter_job_def = {
     .name = "counter",
+    .kafka_group = "countEvents",
     .help = "sliding hourly/daily counts and last-time features of joined events, into Redis "
             "hashes or a RESP file",
     .new_opts = counter_new_opts,

@@ -692,6 +692,7 @@ static int flat_build(rt_graph *g, const job_common_opts *c, const void *opts, c
 
 const job_def flat_job_def = {
     .name = "flat-output",
+    .kafka_group = "joinuser",
     .help = "join views, delivery logs, impressions and actions into joined events (etl/, etl_side/)",
     .new_opts = flat_new_opts,
     .free_opts = flat_free_opts,

@@ -526,6 +526,7 @@ static int raw_build(rt_graph *g, const job_common_opts *c, const void *opts, co
 
 const job_def raw_job_def = {
     .name = "raw-output",
+    .kafka_group = "loglogrequest",
     .help = "archive every raw record type as partitioned Avro tables (raw/, raw-side/)",
     .new_opts = raw_new_opts,
     .free_opts = raw_free_opts,
