@@ -2,8 +2,9 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 RELEASE_DIR := build/release
 TEST_DIR := build/asan
+LOCAL_DIR ?= ./local
 
-.PHONY: all build deps deps-build demo test test-release bench clean format
+.PHONY: all build deps deps-build demo test test-release bench clean format fuzz
 
 all: build
 
@@ -37,8 +38,32 @@ demo: build
 bench: deps build
 	@bash bench/run.sh
 
+# libFuzzer targets (clang), time-boxed: FUZZ_SECONDS per target (default 60), FUZZ_TARGETS subset.
+fuzz: deps
+	@bash scripts/fuzz.sh
+
 format:
 	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
 
 clean:
+	@if [ -d "$(LOCAL_DIR)" ]; then LOCAL_DIR=$(LOCAL_DIR) bash scripts/local.sh down; fi
 	rm -rf build logproc out
+
+# The local stack (scripts/local.sh, docs/OPERATIONS.md): Kafka, S3 server, Redis, the four jobs
+# and the generators on loopback, pid files and logs in $(LOCAL_DIR).
+.PHONY: local clean-local local-status
+
+local: deps build
+	@LOCAL_DIR=$(LOCAL_DIR) bash scripts/local.sh up
+
+clean-local:
+	@LOCAL_DIR=$(LOCAL_DIR) bash scripts/local.sh down
+
+local-status:
+	@LOCAL_DIR=$(LOCAL_DIR) bash scripts/local.sh status
+
+local-%-setup: deps build
+	@LOCAL_DIR=$(LOCAL_DIR) bash scripts/local.sh setup $*
+
+local-%-clean:
+	@LOCAL_DIR=$(LOCAL_DIR) bash scripts/local.sh clean $*
