@@ -9,7 +9,8 @@
   run without the Content API, keeping every id-based attribution, and every added one is an
   item action on the impression of the item's store (the catalogue's storeId);
 - the key appears in no stdout, stderr or output file of any run;
-- GET /metrics of a live (Kafka-mode) job shows contentCacheHits > 0 and contentCacheMisses > 0;
+- GET /metrics of a live (Kafka-mode) job shows contentCacheHits > 0, contentCacheMisses > 0 and
+  the hit rate contentCacheHitPercent;
 - failures never fail the job: a server answering 503 to everything (retries counted, rows in
   etl_side/content_api_error with the attempts, then cached failures), a server slower than
   --contentApiTimeout (status 0 rows), and a field that is not a string (one row naming it) all
@@ -246,6 +247,8 @@ try:
             "GET /metrics: contentCacheMisses > 0")
     c.check(re.search(r'logproc_contentCacheEntries\{operator="lookup-content-tiny-action"[^}]*\} [1-9]', metrics),
             "GET /metrics: the contentCacheEntries gauge")
+    pct = [int(v) for v in re.findall(r'logproc_contentCacheHitPercent\{operator="lookup-content-tiny-action"[^}]*\} (\d+)', metrics)]
+    c.check(pct and 1 <= max(pct) <= 99, "GET /metrics: the cache hit rate per task (%s %%)" % pct)
     c.check(KEY not in metrics, "the key is not in /metrics")
     job.terminate()
     job.wait(60)

@@ -19,6 +19,7 @@ typedef struct lookup_op {
     pb_arena *arena; /* the enriched TinyEvent of one push */
     rt_counter *hits, *misses, *requests, *retries, *failures;
     rt_gauge *entries;
+    rt_gauge *hit_percent; /* hits / (hits + misses), in percent */
 } lookup_op;
 
 static int64_t clock_ms(clockid_t id)
@@ -102,6 +103,10 @@ int content_lookup_check(const content_lookup_config *cfg, char *err, size_t err
 static void publish_size(lookup_op *l)
 {
     if (l->entries) rt_gauge_set(l->entries, (int64_t)content_cache_size(l->cache));
+    if (l->hit_percent) {
+        uint64_t h = rt_counter_get(l->hits), m = rt_counter_get(l->misses);
+        if (h + m) rt_gauge_set(l->hit_percent, (int64_t)(h * 100 / (h + m)));
+    }
 }
 
 static int emit_error(rt_op *op, const rt_record *rec, const Event__TinyEvent *t, int status,
@@ -183,6 +188,7 @@ static int lookup_process(rt_op *op, int input, const rt_record *rec)
     content_cache_hit hit;
     if (content_cache_get(l->cache, t->content_id, idlen, now, &hit)) {
         rt_counter_add_1w(l->hits, 1);
+        publish_size(l);
         if (hit.failed) {
             /* copy what the row needs: the emit may run code that changes the cache */
             char error[600];
@@ -226,7 +232,8 @@ static int lookup_open(rt_op *op)
         rt_op_counter(op, "contentApiRequests", &l->requests) ||
         rt_op_counter(op, "contentApiRetries", &l->retries) ||
         rt_op_counter(op, "contentApiFailures", &l->failures) ||
-        rt_op_gauge(op, "contentCacheEntries", &l->entries))
+        rt_op_gauge(op, "contentCacheEntries", &l->entries) ||
+        rt_op_gauge(op, "contentCacheHitPercent", &l->hit_percent))
         return -1;
     return 0;
 }
