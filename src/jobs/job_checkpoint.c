@@ -22,6 +22,7 @@ struct jckpt_savepoint {
     size_t want, written;
     char **tasks;
     int failed, done;
+    int then_stop;
     char err[2600];
 };
 
@@ -335,7 +336,12 @@ int jckpt_hook(rt_task *t, void *arg, int final, char *err, size_t errlen)
         snprintf(why, sizeof why, "%s", rt_graph_error(rt_task_graph(t)));
         goto fail;
     }
-    if (sp) savepoint_report(sp, c->task, c->file.data, c->file.len, NULL);
+    if (sp) {
+        /* a stop with savepoint: not one more record after it (the stop's final checkpoint then
+         * holds the savepoint's state) */
+        if (sp->then_stop) rt_task_request_stop(t, 0);
+        savepoint_report(sp, c->task, c->file.data, c->file.len, NULL);
+    }
     c->next_id++;
     if (h.id > KEEP_CHECKPOINTS) {
         ckpt_name(h.id - KEEP_CHECKPOINTS, name, sizeof name);
@@ -376,7 +382,7 @@ fail:
 
 jckpt_savepoint *jckpt_request_savepoint(const char *url, const objstore_config *cfg,
                                          jckpt_ctx *const *ctxs, rt_task *const *tasks, size_t n,
-                                         char *err, size_t errlen)
+                                         int then_stop, char *err, size_t errlen)
 {
     if (n > MAX_SAVEPOINT_TASKS) {
         snprintf(err, errlen, "savepoint: %zu tasks, over the limit of %d", n, MAX_SAVEPOINT_TASKS);
@@ -392,6 +398,7 @@ jckpt_savepoint *jckpt_request_savepoint(const char *url, const objstore_config 
     pthread_mutex_init(&sp->mu, NULL);
     if (cfg) sp->cfg = *cfg;
     sp->want = n;
+    sp->then_stop = then_stop;
     for (size_t i = 0; i < n; i++) {
         jckpt_savepoint *none = NULL;
         if (!atomic_compare_exchange_strong(&ctxs[i]->sp, &none, sp)) {

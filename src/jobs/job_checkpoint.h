@@ -59,11 +59,12 @@ void jckpt_set_next_id(jckpt_ctx *c, int64_t next);
 int jckpt_hook(rt_task *t, void *arg, int final, char *err, size_t errlen);
 
 /* Starts a savepoint to url for the given contexts (the running tasks of the process) and asks
- * each task for a checkpoint. Returns the savepoint handle (poll jckpt_savepoint_done), or NULL
+ * each task for a checkpoint. then_stop: each task stops right after its savepoint, so no record
+ * is processed past it (a stop with savepoint leaves nothing after the savepoint to publish). Returns the savepoint handle (poll jckpt_savepoint_done), or NULL
  * with err (one already in progress, out of memory). */
 jckpt_savepoint *jckpt_request_savepoint(const char *url, const objstore_config *cfg,
                                          jckpt_ctx *const *ctxs, rt_task *const *tasks, size_t n,
-                                         char *err, size_t errlen);
+                                         int then_stop, char *err, size_t errlen);
 /* 0 while in progress, 1 when every task wrote its part and _metadata is written, -1 when it
  * failed (err). */
 int jckpt_savepoint_done(jckpt_savepoint *sp, char *err, size_t errlen);

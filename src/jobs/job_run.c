@@ -1273,7 +1273,7 @@ static void begin_savepoint(driver *d, const char *url, int then_stop)
         ctxs[n] = d->tasks[i].ck;
         ts[n++] = d->tasks[i].t;
     }
-    d->sp = jckpt_request_savepoint(url, &d->oscfg, ctxs, ts, n, err, sizeof err);
+    d->sp = jckpt_request_savepoint(url, &d->oscfg, ctxs, ts, n, then_stop, err, sizeof err);
     if (!d->sp) {
         reply(d, 0, err);
         return;

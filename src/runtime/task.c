@@ -360,8 +360,13 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         if (++s->since_wm >= t->cfg.watermark_every && poll_source(t, s, err, errlen) < 0)
             return -1;
         /* a due checkpoint need not wait for the step's end (a step can be seconds of work) */
-        if ((n & (CKPT_CHECK_EVERY - 1)) == CKPT_CHECK_EVERY - 1 && maybe_checkpoint(t, err, errlen) < 0)
-            return -1;
+        if ((n & (CKPT_CHECK_EVERY - 1)) == CKPT_CHECK_EVERY - 1) {
+            if (maybe_checkpoint(t, err, errlen) < 0) return -1;
+            /* a stop asked for by the checkpoint (stop with savepoint) comes before any more
+             * records: the next step ends the task */
+            if (atomic_load_explicit(&t->stop, memory_order_relaxed) != STOP_NONE)
+                return RT_TASK_MORE;
+        }
     }
     rt_gauge_set(t->g_offset, t->last_offset);
     if (t->g_pending) update_pending(t);

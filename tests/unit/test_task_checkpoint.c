@@ -678,6 +678,66 @@ static void test_restore_rejects_truncated_snapshots(void **unused)
     hook_free(&h);
 }
 
+/* A stop asked for by the checkpoint hook (a stop with savepoint) ends the task before one more
+ * record, even when the checkpoint comes in the middle of a long step: the final checkpoint then
+ * holds exactly the savepoint's records. */
+typedef struct stop_hook {
+    int calls;
+    uint64_t records_at[4];
+    int finals[4];
+} stop_hook;
+
+static int stop_hook_fn(rt_task *t, void *arg, int final, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    stop_hook *h = arg;
+    rt_task_info info;
+    rt_task_info_get(t, &info);
+    if (h->calls < 4) h->records_at[h->calls] = info.records, h->finals[h->calls] = final;
+    if (h->calls++ == 0) rt_task_request_stop(t, 0);
+    return 0;
+}
+
+#define NLONG 3000
+static mrec recs_long[NLONG];
+
+static int count_process(rt_op *op, int input, const rt_record *rec)
+{
+    (void)input;
+    return rt_emit(op, 0, rec);
+}
+
+static void test_stop_requested_by_the_checkpoint_comes_before_the_next_record(void **unused)
+{
+    for (int i = 0; i < NLONG; i++) {
+        recs_long[i].ts = 1000 + i;
+        snprintf(recs_long[i].key, sizeof recs_long[i].key, "k");
+    }
+    rt_task_config cfg = {.label = "s", .watermark_every = 1, .step_records = 100000};
+    char err[512] = "";
+    rt_task *t;
+    assert_int_equal(rt_task_new(&cfg, &t, err, sizeof err), 0);
+    static const rt_op_vtbl pass_vt = {.process = count_process};
+    rt_op *op;
+    assert_int_equal(rt_graph_add_op(rt_task_graph(t), "pass", NULL, &pass_vt, NULL, 1, 1, &op), 0);
+    msrc m;
+    msrc_init(&m, recs_long, NLONG, "mem://long", 0);
+    rt_task_set_source(t, &m.src, op, 0);
+    stop_hook h = {0};
+    rt_task_set_checkpointing(t, 0, stop_hook_fn, &h);
+    assert_int_equal(rt_task_open(t, err, sizeof err), 0);
+    rt_task_request_checkpoint(t); /* taken at the first 256-record boundary of the long step */
+    assert_int_equal(rt_task_step(t, err, sizeof err), RT_TASK_MORE);
+    assert_int_equal(rt_task_step(t, err, sizeof err), RT_TASK_DONE);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(h.finals[0], 0);
+    assert_int_equal(h.finals[1], 1);
+    assert_true(h.records_at[0] > 0 && h.records_at[0] < NLONG);
+    assert_int_equal(h.records_at[1], h.records_at[0]); /* not one record in between */
+    assert_int_equal((int64_t)m.pos, (int64_t)h.records_at[0]);
+    rt_task_free(t);
+}
+
 static int setup(void **unused)
 {
     make_inputs();
@@ -694,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_stop_with_drain_is_final_and_stopped),
         cmocka_unit_test(test_restore_into_other_source_count_fails),
         cmocka_unit_test(test_restore_rejects_truncated_snapshots),
+        cmocka_unit_test(test_stop_requested_by_the_checkpoint_comes_before_the_next_record),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
