@@ -387,6 +387,18 @@ static int read_long(avro_file_in *r, int64_t *out, const char *what, char *err,
     return 0;
 }
 
+/* read_long where the end of the file is not allowed: a clean EOF (read_long's 1, which sets no
+ * error) becomes a truncation error too. 0 or -1 with err. */
+static int read_long_needed(avro_file_in *r, int64_t *out, const char *what, char *err,
+                            size_t errlen)
+{
+    int rc = read_long(r, out, what, err, errlen);
+    if (rc > 0)
+        set_err(err, errlen, "%s: truncated %s at byte %llu", r->path, what,
+                (unsigned long long)r->offset);
+    return rc ? -1 : 0;
+}
+
 static int read_exact(avro_file_in *r, void *buf, size_t len, const char *what, char *err,
                       size_t errlen)
 {
@@ -403,7 +415,7 @@ static int read_blob(avro_file_in *r, char **out, size_t *len, size_t limit, con
                      char *err, size_t errlen)
 {
     int64_t n;
-    if (read_long(r, &n, what, err, errlen)) return -1;
+    if (read_long_needed(r, &n, what, err, errlen)) return -1;
     if (n < 0 || (uint64_t)n > limit) {
         set_err(err, errlen, "%s: %s length %lld at byte %llu outside 0..%zu", r->path, what,
                 (long long)n, (unsigned long long)r->offset, limit);
@@ -435,11 +447,11 @@ static int read_header(avro_file_in *r, char *err, size_t errlen)
     strcpy(r->codec, "null");
     for (;;) {
         int64_t count;
-        if (read_long(r, &count, "header map", err, errlen)) return -1;
+        if (read_long_needed(r, &count, "header map", err, errlen)) return -1;
         if (count == 0) break;
         if (count < 0) { /* a negative count is followed by the block's byte size */
             int64_t ignored;
-            if (read_long(r, &ignored, "header map", err, errlen)) return -1;
+            if (read_long_needed(r, &ignored, "header map", err, errlen)) return -1;
             count = -count;
         }
         if (count > 1024) {
@@ -744,7 +756,11 @@ json_t *avro_file_value_json(avro_value_t *v)
     case AVRO_ENUM: {
         int i;
         if (avro_value_get_enum(v, &i)) return NULL;
-        const char *sym = avro_schema_enum_get(avro_value_get_schema(v), i);
+        /* avro-c reads an enum index without checking it against the symbols, and
+         * avro_schema_enum_get returns an uninitialised pointer for one out of range */
+        avro_schema_t es = avro_value_get_schema(v);
+        const char *sym =
+            i >= 0 && i < avro_schema_enum_number_of_symbols(es) ? avro_schema_enum_get(es, i) : NULL;
         return sym ? json_string(sym) : json_integer(i);
     }
     case AVRO_UNION: {

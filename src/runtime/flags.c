@@ -49,7 +49,9 @@ int flags_parse_duration(const char *s, int64_t *ms)
     int neg = 0;
     if (*p == '-' || *p == '+') neg = *p++ == '-';
     if (*p != 'P' && *p != 'p') {
-        /* plain integer milliseconds */
+        /* plain integer milliseconds; one sign only ("--5" is not 5, and "--9223372036854775808"
+         * would negate LLONG_MIN) */
+        if (*p == '-' || *p == '+') return -1;
         char *end;
         errno = 0;
         long long v = strtoll(p, &end, 10);
