@@ -18,6 +18,7 @@
 struct jctl {
     char pid_path[PATH_CAP], req_path[PATH_CAP], reply_path[PATH_CAP], rest_path[PATH_CAP];
     char arg[LINE_CAP];
+    long owner; /* the pid in the pid file: this process, or its supervisor */
 };
 
 static volatile sig_atomic_t g_stop, g_request;
@@ -102,8 +103,9 @@ static void paths(const char *dir, const char *name, char *pid, char *req, char 
     snprintf(reply, PATH_CAP, "%s/%s.reply", dir, name);
 }
 
-int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t errlen)
+int jctl_open(const char *dir, const char *name, long owner, jctl **out, char *err, size_t errlen)
 {
+    if (owner <= 0) owner = (long)getpid();
     jctl *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "control: out of memory");
@@ -116,7 +118,7 @@ int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t e
     }
     paths(dir, name, c->pid_path, c->req_path, c->reply_path);
     long other = read_pid(c->pid_path);
-    if (other > 0 && other != (long)getpid() && kill((pid_t)other, 0) == 0) {
+    if (other > 0 && other != owner && kill((pid_t)other, 0) == 0) {
         snprintf(err, errlen,
                  "control: job %s already runs as pid %ld (%s); give another --jobLabel or "
                  "--controlDir",
@@ -125,7 +127,8 @@ int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t e
         return -1;
     }
     char line[32];
-    snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    snprintf(line, sizeof line, "%ld\n", owner);
+    c->owner = owner;
     if (write_atomic(c->pid_path, line)) {
         snprintf(err, errlen, "control: writing %s: %s", c->pid_path, strerror(errno));
         free(c);
@@ -202,7 +205,7 @@ int jctl_rest_url(const char *dir, const char *name, char *buf, size_t cap)
 void jctl_close(jctl *c)
 {
     if (!c) return;
-    if (read_pid(c->pid_path) == (long)getpid()) {
+    if (read_pid(c->pid_path) == c->owner) {
         unlink(c->pid_path);
         if (c->rest_path[0]) unlink(c->rest_path);
     }

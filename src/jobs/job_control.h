@@ -29,9 +29,10 @@ typedef struct jctl jctl;
 /* The control directory: dir, else $TMPDIR/logproc-control (or /tmp/...). */
 void jctl_default_dir(const char *dir, char *buf, size_t cap);
 
-/* Writes the pid file and installs the signal handlers. Returns 0 or -1 with err (another live
- * process holds the name: its pid is in the message). */
-int jctl_open(const char *dir, const char *name, jctl **out, char *err, size_t errlen);
+/* Writes the pid file with owner's pid (0: this process; a supervised worker names its
+ * supervisor, which passes signals on) and installs the signal handlers. Returns 0 or -1 with err
+ * (another live process holds the name: its pid is in the message). */
+int jctl_open(const char *dir, const char *name, long owner, jctl **out, char *err, size_t errlen);
 /* Returns the next request (JCTL_NONE when none); *arg receives a url for savepoints (owned by
  * the jctl until the next call). Cheap: two atomic loads when nothing happened. */
 jctl_kind jctl_poll(jctl *c, const char **arg);

@@ -73,6 +73,13 @@ static const flag_def common_defs[] = {
      "extra librdkafka property key=value for every Kafka client (repeatable)", 0},
     {"endAtLatest", NULL, FLAG_BOOL, NULL, O(endAtLatest),
      "bounded Kafka input: each partition ends at its end offset as seen at assignment", 0},
+    {"restartAttempts", NULL, FLAG_INT, "10", O(restartAttempts),
+     "consecutive restarts from the last checkpoint after a failure (-1: no limit, 0: none)", 0},
+    {"restartDelay", NULL, FLAG_DURATION, "PT1S", O(restartDelay),
+     "delay before the first restart, doubled per consecutive failure", 0},
+    {"restartMaxDelay", NULL, FLAG_DURATION, "PT1M", O(restartMaxDelay), "longest restart delay", 0},
+    {"restartResetInterval", NULL, FLAG_DURATION, "PT5M", O(restartResetInterval),
+     "a worker that ran this long resets the count of consecutive failures", 0},
     {"kafkaGroup", NULL, FLAG_BOOL, "true", O(kafkaGroup),
      "join the consumer group (partitions shared by the processes of a job label); "
      "--no-kafkaGroup reads every partition in this process", 0},
@@ -260,6 +267,13 @@ int job_flags_check(job_common_opts *o, char *err, size_t errlen)
     if (o->maxRecordBytes <= 0 || o->maxRecordBytes > (256 << 20)) {
         snprintf(err, errlen, "flag --maxRecordBytes=%lld: must be between 1 and %d",
                  (long long)o->maxRecordBytes, 256 << 20);
+        return -1;
+    }
+    if (o->restartAttempts < -1 || o->restartDelay <= 0 || o->restartMaxDelay < o->restartDelay) {
+        snprintf(err, errlen,
+                 "flags --restartAttempts=%lld (want -1 or more), --restartDelay, --restartMaxDelay "
+                 "(want 0 < delay <= max delay)",
+                 (long long)o->restartAttempts);
         return -1;
     }
     if (o->parallelism < 1 || o->parallelism > 1024) {

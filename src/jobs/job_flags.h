@@ -71,6 +71,7 @@ typedef struct job_common_opts {
     char *logFormat;
     char *logLevel;
     int64_t metricsLogInterval;
+    int64_t restartAttempts, restartDelay, restartMaxDelay, restartResetInterval;
     char *runId;
     char *checkpointDir;
     char *fromSavepoint;

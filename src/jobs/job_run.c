@@ -22,6 +22,7 @@
 #include "jobs/job.h"
 #include "jobs/job_checkpoint.h"
 #include "jobs/job_control.h"
+#include "jobs/job_supervise.h"
 #include "jobs/topic_sink.h"
 #include "ops/http.h"
 #include "ops/status.h"
@@ -375,6 +376,7 @@ struct driver {
     char *plan;       /* rt_graph_plan_json of the first task built (guarded by sm.mu) */
     int64_t start_ms; /* wall clock */
     _Atomic int cancel_requested;
+    int started_once; /* tasks ran: a later failure is one a restart may cure */
     int sp_then_stop;
     int stop_requested;
     int failed;
@@ -406,7 +408,8 @@ static int load_for(driver *d, jckpt_ctx *ck, const char *label, jckpt_loaded *l
     jckpt_loaded latest;
     int r = jckpt_load_latest(ck, &latest, err, sizeof err);
     if (r < 0) return dfail(d, "%s", err);
-    if (!d->c->fromSavepoint) {
+    /* a restarted worker resumes from its newest checkpoint, not from the savepoint again */
+    if (!d->c->fromSavepoint || (job_restart_count() > 0 && r == 1)) {
         *l = latest;
         return r;
     }
@@ -581,6 +584,7 @@ static int start_pool(driver *d)
     atomic_store(&d->pool_finished, 0);
     if (pthread_create(&d->pool_th, NULL, pool_main, d)) return dfail(d, "cannot start the pool");
     d->pool_running = 1;
+    d->started_once = 1;
     log_info(d->def->name, "run=%s tasks=%zu threads=%d", d->run_id, d->ntasks, threads);
     return 0;
 }
@@ -1486,13 +1490,27 @@ int job_run_main(const job_def *def, int argc, char **argv)
                 MAX_TASKS, d->two ? "files per task" : "tasks");
         goto out;
     }
+    /* checkpoints: always with Kafka input; with files when a store or savepoint is named. A job
+     * with checkpoints runs in a supervised worker, restarted from them when it fails. */
+    d->checkpointing = d->kafka || c->checkpointDir || c->fromSavepoint;
+    if (d->checkpointing) {
+        char name[300];
+        job_label_prefix(c->jobLabel, def->name, name, sizeof name);
+        job_restart_opts ro = {.attempts = c->restartAttempts,
+                               .delay_ms = c->restartDelay,
+                               .max_delay_ms = c->restartMaxDelay,
+                               .reset_ms = c->restartResetInterval};
+        int sv = job_supervise(name, &ro);
+        if (sv >= 0) {
+            status = sv;
+            goto out;
+        }
+    }
     status = 1;
     if (c->runId) snprintf(d->run_id, sizeof d->run_id, "%s", c->runId);
     else random_run_id(d->run_id);
     if (!c->s3Directory)
         log_info(def->name, "output root=%s (no -o/--s3Directory given)", job_output_root(c));
-    /* checkpoints: always with Kafka input; with files when a store or savepoint is named */
-    d->checkpointing = d->kafka || c->checkpointDir || c->fromSavepoint;
     if (d->checkpointing) {
         if (c->checkpointDir) {
             snprintf(d->ckstore, sizeof d->ckstore, "%s", c->checkpointDir);
@@ -1528,7 +1546,7 @@ int job_run_main(const job_def *def, int argc, char **argv)
         jctl_default_dir(c->controlDir, dir, sizeof dir);
         job_label_prefix(c->jobLabel, def->name, name, sizeof name);
         /* a second run of the same name (tests, a one-off backfill) runs without control */
-        if (jctl_open(dir, name, &d->ctl, err, sizeof err)) {
+        if (jctl_open(dir, name, job_supervisor_pid(), &d->ctl, err, sizeof err)) {
             log_warn(def->name, "control disabled: %s", err);
             d->ctl = NULL;
         }
@@ -1574,6 +1592,10 @@ int job_run_main(const job_def *def, int argc, char **argv)
     rt_metrics_snap_free(&snap);
     status = 0;
 out:
+    /* the first worker failing before its tasks ran (a missing savepoint, a bad setting): a
+     * restart would fail the same way, so the supervisor gives up at once */
+    if (status == 1 && !d->started_once && job_supervisor_pid() && job_restart_count() == 0)
+        status = JOB_EXIT_NOT_STARTED;
     http_server_stop_answering(d);
     if (sm_started) {
         pthread_mutex_lock(&d->sm.mu);

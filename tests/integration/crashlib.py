@@ -257,7 +257,7 @@ def stop_all(procs):
                 p.kill()
 
 
-def start_s3server(datadir, bucket="test"):
+def start_s3server(datadir, bucket="test", port=0):
     """Starts s3rver v5 (tools/testenv/s3server.js, which checks SigV4 signatures) on a free
     loopback port with one bucket. Returns (process, port). Its absence is a failure: scripts/
     deps.sh installs it."""
@@ -266,7 +266,7 @@ def start_s3server(datadir, bucket="test"):
     testenv = os.path.join(src, "tools", "testenv")
     if not os.path.isdir(os.path.join(testenv, "node_modules", "@20minutes", "s3rver")):
         raise SystemExit("s3rver is not installed in tools/testenv: run scripts/deps.sh")
-    p = subprocess.Popen(["node", os.path.join(testenv, "s3server.js"), datadir, "0", bucket],
+    p = subprocess.Popen(["node", os.path.join(testenv, "s3server.js"), datadir, str(port), bucket],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     line = ""
