@@ -1,6 +1,7 @@
 #include "connectors/redis_sink.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,6 +49,35 @@ static void bad_url(const char *url, char *err, size_t errlen)
                  (int)(start - url), url, at + 1);
     else
         snprintf(err, errlen, "Redis URL '%.300s': want redis://[:password@]host[:port][/db]", url);
+}
+
+/* hiredis's own reply functions, saved by the first redis_reader_cap; the wrapper refuses huge
+ * arrays before hiredis allocates them. A NULL object makes the reader fail with "out of memory",
+ * which the sink handles as a broken connection. */
+static redisReplyObjectFunctions *g_hiredis_fn;
+static redisReplyObjectFunctions g_capped_fn;
+static pthread_once_t g_cap_once = PTHREAD_ONCE_INIT;
+static redisReplyObjectFunctions *g_first_fn;
+
+static void *capped_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > REDIS_MAX_REPLY_ELEMENTS) return NULL;
+    return g_hiredis_fn->createArray(task, elements);
+}
+
+static void init_capped(void)
+{
+    g_hiredis_fn = g_first_fn;
+    g_capped_fn = *g_first_fn;
+    g_capped_fn.createArray = capped_array;
+}
+
+void redis_reader_cap(struct redisReader *r)
+{
+    if (!r || !r->fn) return;
+    g_first_fn = r->fn;
+    pthread_once(&g_cap_once, init_capped);
+    if (r->fn == g_hiredis_fn) r->fn = &g_capped_fn;
 }
 
 int redis_sink_parse_url(const char *url, char *host, size_t hostcap, int *port, int *db,
@@ -172,6 +202,7 @@ static int try_connect(redis_sink *s, char *why, size_t whylen)
         drop_connection(s);
         return -1;
     }
+    redis_reader_cap(s->ctx->reader);
     if (redisSetTimeout(s->ctx, tv) != REDIS_OK ||
         (s->pass[0] && setup_command(s, why, whylen, "AUTH %s", s->pass)) ||
         (s->db && setup_command(s, why, whylen, "SELECT %d", s->db))) {

@@ -79,4 +79,11 @@ size_t redis_sink_buffer_bytes(const redis_sink *s);
 /* "redis://host:port/db" or the file path, for log lines. */
 const char *redis_sink_target(const redis_sink *s);
 
+/* Caps a hiredis reader: an array reply claiming more than REDIS_MAX_REPLY_ELEMENTS elements is
+ * a protocol error instead of an allocation of its claimed size (hiredis 0.14 trusts "*1000000000"
+ * and callocs 8 GB). Every reader logproc uses goes through it. */
+#define REDIS_MAX_REPLY_ELEMENTS (1 << 20)
+struct redisReader;
+void redis_reader_cap(struct redisReader *r);
+
 #endif

@@ -445,6 +445,24 @@ static char *read_path3(const table_sink *s, rt_buf_reader *r)
     return full;
 }
 
+/* A path a snapshot names must lie inside the table (or, for a part's local file, inside its
+ * local directory), with no ".." step: a tampered or foreign checkpoint must not make the
+ * restore link or delete files elsewhere. "" (absent) passes. */
+static int path_inside(const table_sink *s, const char *p)
+{
+    if (!p || !*p) return 1;
+    for (const char *q = p; (q = strstr(q, "..")); q += 2)
+        if ((q == p || q[-1] == '/') && (q[2] == 0 || q[2] == '/')) return 0;
+    const char *roots[2] = {s->dir, s->local_dir};
+    for (int i = 0; i < 2; i++) {
+        size_t n = roots[i] ? strlen(roots[i]) : 0;
+        if (n && !strncmp(p, roots[i], n) && p[n] == '/') return 1;
+        /* a store's table dir may be "" (the bucket's root): then keys are relative */
+        if (i == 0 && s->store && !n && p[0] != '/') return 1;
+    }
+    return 0;
+}
+
 /* "" read from a snapshot means absent */
 static char *empty_to_null(char *s)
 {
@@ -474,6 +492,15 @@ int table_sink_restore(table_sink *s, const uint8_t *bytes, size_t len, char *er
         char *handle = NULL;
         uint64_t bytes = 0;
         int ok = tmp && final && *final;
+        if (ok && (!path_inside(s, tmp) || !path_inside(s, final))) {
+            snprintf(err, errlen,
+                     "table %s: sink snapshot names a part outside the table (pending part %u): "
+                     "refusing to restore it",
+                     s->dir, i);
+            free(tmp);
+            free(final);
+            return -1;
+        }
         if (ok && v >= 2) {
             handle = read_str(&r, HANDLE_CAP);
             ok = handle && !rt_buf_read_u64(&r, &bytes);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,10 +510,35 @@ static int read_header(avro_file_in *r, char *err, size_t errlen)
     return 0;
 }
 
+/* avro-c allocates whatever length a datum claims (a string of 6 GB, a negative length read
+ * as 2^64 - 48). No datum can be larger than the block that holds it, so every avro-c allocation
+ * over AVRO_ALLOC_CAP is refused (NULL: avro-c reports an error for the datum). Process-wide:
+ * avro-c has one allocator; logproc's own Avro writer does not use it. */
+#define AVRO_ALLOC_CAP ((size_t)256 << 20)
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud, (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > AVRO_ALLOC_CAP) return NULL;
+    return realloc(ptr, nsize);
+}
+
+static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+
+static void install_capped_alloc(void)
+{
+    avro_set_allocator(capped_alloc, NULL);
+}
+
 int avro_file_in_open(const char *path, size_t max_block_bytes, avro_file_in **out, char *err,
                       size_t errlen)
 {
     *out = NULL;
+    pthread_once(&alloc_once, install_capped_alloc);
     avro_file_in *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);

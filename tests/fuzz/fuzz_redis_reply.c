@@ -53,6 +53,7 @@ static void replies(const uint8_t *data, size_t size)
 {
     redisReader *rd = redisReaderCreate();
     CHECK(rd != NULL);
+    redis_reader_cap(rd); /* as the sink reads replies */
     size_t cut = size ? data[0] % (size + 1) : 0;
     if (size) data++, size--;
     if (cut > size) cut = size;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
+
 #include "connectors/redis_sink.h"
 #include "connectors/resp.h"
 
@@ -151,10 +153,31 @@ static void test_unreachable_server_gives_up(void **s)
     assert_non_null(strstr(err, "--redisRetryTimeout"));
 }
 
+/* A reply claiming a billion elements is an error, not an 8 GB allocation; small arrays pass. */
+static void test_reader_caps_array_replies(void **unused)
+{
+    (void)unused;
+    redisReader *r = redisReaderCreate();
+    assert_non_null(r);
+    redis_reader_cap(r);
+    void *reply = NULL;
+    assert_int_equal(redisReaderFeed(r, "*2\r\n:1\r\n$1\r\nx\r\n", 15), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &reply), REDIS_OK);
+    assert_non_null(reply);
+    assert_int_equal(((redisReply *)reply)->elements, 2);
+    freeReplyObject(reply);
+    reply = NULL;
+    assert_int_equal(redisReaderFeed(r, "*1000000000\r\n", 13), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &reply), REDIS_ERR);
+    assert_null(reply);
+    redisReaderFree(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resp_bytes),
+        cmocka_unit_test(test_reader_caps_array_replies),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_file_mode),
         cmocka_unit_test(test_unreachable_server_gives_up),

@@ -366,6 +366,54 @@ static void test_restore_with_part_lost_fails_naming_it(void **unused)
     rt_buf_free(&snap);
 }
 
+/* A snapshot naming a part outside the table (a tampered or foreign checkpoint) is refused before
+ * anything is linked or deleted: the victim file stays. */
+static void test_restore_refuses_paths_outside_the_table(void **unused)
+{
+    char victim[400];
+    snprintf(victim, sizeof victim, "%s/victim", root);
+    FILE *f = fopen(victim, "w");
+    assert_non_null(f);
+    fputs("keep me", f);
+    fclose(f);
+    const char *bad[][2] = {
+        {"", "../victim"},                 /* relative with .. (stored relative to the table) */
+        {"x/../../victim", "x/part-1.txt"},
+        {NULL, NULL},                      /* whole path outside: filled below */
+    };
+    char whole[400];
+    snprintf(whole, sizeof whole, "%s", victim);
+    for (int i = 0; i < 3; i++) {
+        rt_buf b;
+        rt_buf_init(&b, 0);
+        assert_int_equal(rt_buf_put_u32(&b, 3), 0);
+        assert_int_equal(rt_buf_put_u64(&b, 1), 0);
+        assert_int_equal(rt_buf_put_u32(&b, 1), 0);
+        if (i < 2) {
+            /* tmp (u8 1: relative), final (u8 1: relative) */
+            assert_int_equal(rt_buf_put_u8(&b, 1), 0);
+            assert_int_equal(rt_buf_put_str(&b, *bad[i][0] ? bad[i][0] : ".part-x.inprogress"), 0);
+            assert_int_equal(rt_buf_put_u8(&b, 1), 0);
+            assert_int_equal(rt_buf_put_str(&b, bad[i][1]), 0);
+        } else {
+            assert_int_equal(rt_buf_put_u8(&b, 0), 0);
+            assert_int_equal(rt_buf_put_str(&b, whole), 0);
+            assert_int_equal(rt_buf_put_u8(&b, 1), 0);
+            assert_int_equal(rt_buf_put_str(&b, "part-2.txt"), 0);
+        }
+        assert_int_equal(rt_buf_put_str(&b, ""), 0); /* no handle: a local part */
+        assert_int_equal(rt_buf_put_u64(&b, 7), 0);
+        table_sink *t = new_sink();
+        char err[512] = "";
+        assert_int_equal(table_sink_restore(t, b.data, b.len, err, sizeof err), -1);
+        if (!strstr(err, "outside the table")) fail_msg("case %d: %s", i, err);
+        table_sink_free(t);
+        rt_buf_free(&b);
+        assert_true(exists(victim));
+    }
+    assert_string_equal(slurp(victim), "keep me");
+}
+
 /* A pending part a snapshot recorded may belong to a checkpoint that is already durable (the
  * task failed after the checkpoint was written, before or while publishing: another sink's
  * checkpoint_complete failed, a publish error): table_sink_free must keep it, so the restore
@@ -475,6 +523,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_free_keeps_recorded_pending_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_rejects_bad_snapshots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_refuses_paths_outside_the_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parts_after_restore_carry_restored_commit, setup,
                                         teardown),
     };
