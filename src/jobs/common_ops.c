@@ -136,6 +136,8 @@ static int keep_first_open(rt_op *op)
     if (rt_op_counter(op, "numRecordsDeduped", &k->dropped)) return rt_op_fail(op, "out of memory");
     /* its timers only forget keys: the drain drops them with the table */
     rt_op_set_drain_discards_timers(op);
+    /* forgetting ids early would let duplicates through: keep them under memory pressure */
+    rt_op_set_no_early_release(op);
     return 0;
 }
 

@@ -135,7 +135,10 @@ static const flag_def common_defs[] = {
     {"maxRecordBytes", NULL, FLAG_INT, "1048576", O(maxRecordBytes),
      "largest record accepted; bigger ones go to invalid_record", 0},
     {"memoryLimit", NULL, FLAG_INT, "0", O(memoryLimit),
-     "bytes of operator state allowed in this process; 0: no limit", 0},
+     "bytes of state and buffers allowed in this process (0: no limit); over 90% the tasks pause "
+     "reading, then release their oldest state early (docs/RELIABILITY.md)", 0},
+    {"memoryPressureWait", NULL, FLAG_DURATION, "PT1S", O(memoryPressureWait),
+     "how long tasks read nothing over 90% of --memoryLimit before releasing state early", 0},
     {"logFormat", NULL, FLAG_STRING, "text", O(logFormat), "log lines as text (key=value) or json", 0},
     {"logLevel", NULL, FLAG_STRING, "info", O(logLevel), "debug, info, warn or error", 0},
     {"metricsLogInterval", NULL, FLAG_DURATION, "PT0S", O(metricsLogInterval),

@@ -68,6 +68,7 @@ typedef struct job_common_opts {
     flag_list source;
     int64_t maxRecordBytes;
     int64_t memoryLimit;
+    int64_t memoryPressureWait;
     char *logFormat;
     char *logLevel;
     int64_t metricsLogInterval;

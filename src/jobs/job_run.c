@@ -220,6 +220,8 @@ static void log_metrics(rt_metrics *m, rt_metrics_snap *prev, rt_metrics_snap *c
  * (--metricsLogInterval) with numRecordsOut and numRecordsOutPerSecond per operator. */
 typedef struct sampler {
     rt_metrics *m;
+    rt_mem *mem;
+    rt_gauge *g_used, *g_limit, *g_peak; /* the memory budget's accounting */
     int64_t log_every_ms; /* 0: no log lines */
     pthread_mutex_t mu;   /* guards prev, cur and stop */
     pthread_cond_t cv;
@@ -228,6 +230,14 @@ typedef struct sampler {
 } sampler;
 
 #define SAMPLE_MS 1000
+
+static void mem_gauges(sampler *sm)
+{
+    if (!sm->g_used || !sm->mem) return;
+    rt_gauge_set(sm->g_used, rt_mem_used(sm->mem));
+    rt_gauge_set(sm->g_limit, rt_mem_limit(sm->mem));
+    rt_gauge_set(sm->g_peak, rt_mem_peak(sm->mem));
+}
 
 static void *sampler_main(void *arg)
 {
@@ -249,6 +259,7 @@ static void *sampler_main(void *arg)
         if (pthread_cond_timedwait(&sm->cv, &sm->mu, &until) != ETIMEDOUT) continue;
         since_log += wait;
         pthread_mutex_unlock(&sm->mu);
+        mem_gauges(sm);
         rt_metrics_snap snap;
         int ok = !rt_metrics_snapshot(sm->m, &snap);
         pthread_mutex_lock(&sm->mu);
@@ -262,7 +273,8 @@ static void *sampler_main(void *arg)
             pthread_mutex_unlock(&sm->mu);
             rt_metrics_snap now;
             log_metrics(sm->m, have_logged ? &logged : NULL, &now,
-                        "numRecordsOut,numInvalid,stateBytes,lastCheckpoint,pendingRecords");
+                        "numRecordsOut,numInvalid,stateBytes,lastCheckpoint,pendingRecords,memory,"
+                        "numTimersFiredEarly,numMemoryPressurePauses,numRecordsDeduped");
             if (have_logged) rt_metrics_snap_free(&logged);
             logged = now;
             have_logged = 1;
@@ -490,6 +502,7 @@ static int build_task(driver *d, const char *label, const tinput *in, size_t nin
          * how records are batched */
         .watermark_every = 1,
         .no_drain = !c->drain,
+        .pressure_wait_ms = c->memoryPressureWait,
     };
     if (c->procAndEventWatermarkGenerator) {
         tc.wm.idleness = c->watermarkIdleness;
@@ -1074,6 +1087,7 @@ static void rest_status(driver *d, const char *what, http_response *resp)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     rt_metrics_snap snap;
+    mem_gauges(&d->sm);
     if (rt_metrics_snapshot(d->metrics, &snap)) {
         body_text(resp, 500, "{\"errors\":[\"out of memory\"]}\n");
         return;
@@ -1132,6 +1146,7 @@ static void rest_handler(void *arg, const char *method, const char *path, const 
     if (!strcmp(path, "/metrics") && strcmp(method, "POST")) {
         rt_metrics_snap snap;
         resp->content_type = "text/plain; version=0.0.4";
+        mem_gauges(&d->sm);
         if (rt_metrics_snapshot(d->metrics, &snap)) {
             body_text(resp, 500, "metrics: out of memory\n");
             return;
@@ -1571,6 +1586,12 @@ int job_run_main(const job_def *def, int argc, char **argv)
         }
     }
     d->sm.m = d->metrics;
+    d->sm.mem = d->mem;
+    if (rt_metrics_gauge(d->metrics, "memoryUsed", "", &d->sm.g_used) ||
+        rt_metrics_gauge(d->metrics, "memoryLimit", "", &d->sm.g_limit) ||
+        rt_metrics_gauge(d->metrics, "memoryPeak", "", &d->sm.g_peak))
+        d->sm.g_used = NULL;
+    mem_gauges(&d->sm);
     d->sm.log_every_ms = c->metricsLogInterval;
     if (d->http || c->metricsLogInterval > 0)
         sm_started = !pthread_create(&sm_thread, NULL, sampler_main, &d->sm);
@@ -1588,7 +1609,8 @@ int job_run_main(const job_def *def, int argc, char **argv)
     free_tasks(d);
     print_summary(stdout, def->name, d->run_id, d->tasks_ever, &d->tot);
     rt_metrics_snap snap;
-    log_metrics(d->metrics, NULL, &snap, "numRecordsIn,numRecordsOut,numInvalid,numRecordsDeduped");
+    log_metrics(d->metrics, NULL, &snap, "numRecordsIn,numRecordsOut,numInvalid,numRecordsDeduped,memory,numTimersFiredEarly,"
+                "numMemoryPressurePauses");
     rt_metrics_snap_free(&snap);
     status = 0;
 out:

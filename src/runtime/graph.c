@@ -38,6 +38,7 @@ struct rt_op {
     int64_t src_wm; /* roots: the source watermark */
     int64_t in_wm, out_wm, holdback;
     int drain_discards; /* rt_op_set_drain_discards_timers */
+    int no_early_release; /* rt_op_set_no_early_release */
     rt_timers *timers;  /* created on the first registration */
     rt_kv **kvs;
     size_t nkv;
@@ -357,6 +358,11 @@ void rt_op_set_watermark_holdback(rt_op *op, int64_t ms)
     op->holdback = ms > 0 ? ms : 0;
 }
 
+void rt_op_set_no_early_release(rt_op *op)
+{
+    op->no_early_release = 1;
+}
+
 void rt_op_set_drain_discards_timers(rt_op *op)
 {
     op->drain_discards = 1;
@@ -579,6 +585,35 @@ static int fire_timers(rt_op *op, int64_t limit)
         if (rc < 0) return rc;
     }
     return 0;
+}
+
+#define RELEASE_MAX_TIMERS (1 << 20) /* per call: the caller checks again after its next records */
+
+int64_t rt_graph_release_early(rt_graph *g, int64_t target)
+{
+    int64_t fired = 0;
+    int futile = 0;
+    while (g->used > target && fired < RELEASE_MAX_TIMERS && futile < 64) {
+        rt_op *best = NULL;
+        for (size_t i = 0; i < g->n; i++) {
+            rt_op *op = g->ops[i];
+            if (op->timers && !op->no_early_release && rt_timers_count(op->timers) &&
+                (!best || op->mem > best->mem))
+                best = op;
+        }
+        if (!best) break;
+        int64_t t, before = g->used;
+        rt_timers_peek(best->timers, &t);
+        rt_timer_fired f;
+        while (rt_timers_pop_due(best->timers, t, &f) == 1) {
+            int rc = best->vt->on_timer ? best->vt->on_timer(best, f.time, f.key, f.key_len) : 0;
+            rt_timers_done(best->timers, &f);
+            fired++;
+            if (rc < 0) return -1;
+        }
+        futile = g->used < before ? 0 : futile + 1;
+    }
+    return fired;
 }
 
 /* Raises op's input watermark to wm: due timers fire, on_watermark runs, and only then the

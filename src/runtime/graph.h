@@ -101,6 +101,17 @@ int64_t rt_graph_mem_used(const rt_graph *g);
  * status page; the plan is the same for every task of a job. Returns 0 or -1 (out's limit). */
 int rt_graph_plan_json(const rt_graph *g, rt_buf *out);
 
+/* ---- memory pressure ---- */
+
+/* Early release (the last step of the memory policy, mem.h): fires, ahead of the watermark, the
+ * earliest pending timers of the operator holding the most state, one time at a time, moving on
+ * to the next largest holder, until the graph holds at most target bytes or no operator has a
+ * timer left. What the timers release goes where it would have gone at its time (a join emits
+ * its pending children with the best parent found so far, a window its result, a dedupe forgets
+ * its ids), only earlier; a record that arrives later for released state is handled as new.
+ * Between records only. Returns the number of timers fired, or -1 (an operator failed). */
+int64_t rt_graph_release_early(rt_graph *g, int64_t target);
+
 /* ---- snapshot (after open, between records) ---- */
 
 /* Appends the state of every operator to out, keyed by uid: its watermarks, its rt_kv tables by

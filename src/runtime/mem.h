@@ -29,5 +29,15 @@ void rt_mem_unreserve(rt_mem *m, int64_t n);
 /* Bytes reserved now, and the limit (0: none). Thread-safe. */
 int64_t rt_mem_used(const rt_mem *m);
 int64_t rt_mem_limit(const rt_mem *m);
+/* The highest rt_mem_used seen (updated on every reservation: one relaxed compare). */
+int64_t rt_mem_peak(const rt_mem *m);
+
+/* Memory pressure (the policy at the limit, docs/RELIABILITY.md): above RT_MEM_HIGH_PCT percent
+ * of the limit tasks stop reading (back-pressure) and, if that does not bring the budget back
+ * down, release state early until RT_MEM_LOW_PCT percent (task.c, rt_graph_release_early). */
+#define RT_MEM_HIGH_PCT 90
+#define RT_MEM_LOW_PCT 60
+/* 1 when a limit is set and more than RT_MEM_HIGH_PCT percent of it is reserved. */
+int rt_mem_pressure(const rt_mem *m);
 
 #endif

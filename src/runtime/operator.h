@@ -85,6 +85,10 @@ void rt_op_set_watermark_holdback(rt_op *op, int64_t ms);
  * rt_kv tables cleared at once, which gives the same outputs as firing them one by one and costs
  * one free per entry instead of a pop, a lookup and a delete. Set in open. */
 void rt_op_set_drain_discards_timers(rt_op *op);
+/* Keeps the operator's state out of early release under memory pressure (graph.h,
+ * rt_graph_release_early): for state whose early loss would change results rather than timing,
+ * such as the ids a dedupe must remember (forgetting them early lets duplicates through). */
+void rt_op_set_no_early_release(rt_op *op);
 /* Names output port `port` (> 0 gets a side-output counter, numRecordsOutSide with labels
  * operator=<uid>,output=<name>,task=<task>). Any time before records flow (building, or open).
  * The name is copied. Returns 0 or -1 (bad port, out of memory). */

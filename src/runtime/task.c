@@ -1,10 +1,14 @@
 #include "runtime/task.h"
 
 #include <stdatomic.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "runtime/log.h"
+#include "runtime/mem.h"
 
 #define DEFAULT_WM_EVERY 256
 #define DEFAULT_STEP 4096
@@ -48,6 +52,9 @@ struct rt_task {
     int64_t ckpt_interval, ckpt_due;
     rt_counter *c_bad;
     rt_gauge *g_wm, *g_offset, *g_pending; /* g_pending: NULL unless a source has an end */
+    /* memory pressure */
+    int64_t pressure_since; /* mono ms when the budget went over the high mark; 0: not over */
+    rt_counter *c_early, *c_pauses;
 };
 
 int rt_task_new(const rt_task_config *cfg, rt_task **out, char *err, size_t errlen)
@@ -57,6 +64,7 @@ int rt_task_new(const rt_task_config *cfg, rt_task **out, char *err, size_t errl
     t->cfg = *cfg;
     if (!t->cfg.watermark_every) t->cfg.watermark_every = DEFAULT_WM_EVERY;
     if (!t->cfg.step_records) t->cfg.step_records = DEFAULT_STEP;
+    if (!t->cfg.pressure_wait_ms) t->cfg.pressure_wait_ms = 1000;
     t->label = strdup(cfg->label ? cfg->label : "0");
     if (!t->label) goto oom;
     t->cfg.label = t->label;
@@ -148,7 +156,9 @@ int rt_task_open(rt_task *t, char *err, size_t errlen)
     rt_metrics *m = rt_graph_metrics(t->g);
     if (rt_metrics_counter(m, "numBadSpans", labels, &t->c_bad) < 0 ||
         rt_metrics_gauge(m, "sourceWatermark", labels, &t->g_wm) < 0 ||
-        rt_metrics_gauge(m, "sourceOffset", labels, &t->g_offset) < 0) {
+        rt_metrics_gauge(m, "sourceOffset", labels, &t->g_offset) < 0 ||
+        rt_metrics_counter(m, "numTimersFiredEarly", labels, &t->c_early) < 0 ||
+        rt_metrics_counter(m, "numMemoryPressurePauses", labels, &t->c_pauses) < 0) {
         snprintf(err, errlen, "task %s: cannot register metrics", t->label);
         return -1;
     }
@@ -160,6 +170,39 @@ int rt_task_open(rt_task *t, char *err, size_t errlen)
             return -1;
         }
     t->opened = 1;
+    return 0;
+}
+
+static int fail(rt_task *t, char *err, size_t errlen, const char *what);
+static int64_t mono_ms(void);
+
+/* The memory policy (mem.h) at a record boundary. Returns 0 to go on reading, 1 to read nothing
+ * now (back-pressure: the step ends idle), -1 on failure. Over the high mark the task first
+ * pauses for pressure_wait_ms; if the budget is still over it then, it releases its graph's
+ * oldest state early down to its share of the low mark, and goes on. */
+static int memory_policy(rt_task *t, char *err, size_t errlen)
+{
+    if (!rt_mem_pressure(t->cfg.mem)) {
+        t->pressure_since = 0;
+        return 0;
+    }
+    int64_t now = mono_ms();
+    if (!t->pressure_since) {
+        t->pressure_since = now;
+        rt_counter_add_1w(t->c_pauses, 1);
+    }
+    if (now - t->pressure_since < t->cfg.pressure_wait_ms) return 1;
+    int64_t used = rt_mem_used(t->cfg.mem), mine = rt_graph_mem_used(t->g);
+    int64_t low = rt_mem_limit(t->cfg.mem) / 100 * RT_MEM_LOW_PCT;
+    int64_t target = used > 0 ? (int64_t)((double)mine * ((double)low / (double)used)) : 0;
+    int64_t fired = rt_graph_release_early(t->g, target);
+    if (fired < 0) return fail(t, err, errlen, rt_graph_error(t->g));
+    rt_counter_add_1w(t->c_early, (uint64_t)fired);
+    log_warn("memory",
+             "task=%s budget over %d%% of --memoryLimit for %" PRId64
+             " ms: released early timers=%" PRId64 " state_bytes=%" PRId64 "->%" PRId64,
+             t->label, RT_MEM_HIGH_PCT, now - t->pressure_since, fired, mine, rt_graph_mem_used(t->g));
+    t->pressure_since = now; /* wait again before the next release */
     return 0;
 }
 
@@ -330,6 +373,15 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         return end_input(t, stop == STOP_DRAIN, err, errlen);
     }
     for (size_t i = 0; i < t->nsrc; i++) t->srcs[i].idle = 0;
+    if (t->cfg.mem) {
+        int p = memory_policy(t, err, errlen);
+        if (p < 0) return -1;
+        if (p > 0) {
+            if (poll_all(t, err, errlen) < 0) return -1;
+            if (maybe_checkpoint(t, err, errlen) < 0) return -1;
+            return RT_TASK_IDLE;
+        }
+    }
     for (uint32_t n = 0; n < t->cfg.step_records; n++) {
         if (refill(t, err, errlen) < 0) return -1;
         task_source *s = pick(t);
@@ -363,8 +415,10 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         if ((n & (CKPT_CHECK_EVERY - 1)) == CKPT_CHECK_EVERY - 1) {
             if (maybe_checkpoint(t, err, errlen) < 0) return -1;
             /* a stop asked for by the checkpoint (stop with savepoint) comes before any more
-             * records: the next step ends the task */
-            if (atomic_load_explicit(&t->stop, memory_order_relaxed) != STOP_NONE)
+             * records: the next step ends the task; so does memory pressure (the step start
+             * applies the policy) */
+            if (atomic_load_explicit(&t->stop, memory_order_relaxed) != STOP_NONE ||
+                rt_mem_pressure(t->cfg.mem))
                 return RT_TASK_MORE;
         }
     }

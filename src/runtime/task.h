@@ -99,6 +99,9 @@ typedef struct rt_task_config {
     uint32_t watermark_every; /* records between watermark polls; 0: 256 */
     uint32_t step_records;    /* records per rt_task_step; 0: 4096 */
     int no_drain;             /* 1: at the end of input stop without draining (--no-drain) */
+    /* Memory pressure (mem.h): how long the task reads nothing (back-pressure, so other tasks,
+     * sinks and timers can bring the budget down) before it releases state early; 0: 1000 ms. */
+    int64_t pressure_wait_ms;
 } rt_task_config;
 
 typedef struct rt_task rt_task;

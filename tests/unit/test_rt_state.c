@@ -605,6 +605,78 @@ static void test_buf_reader_limits(void **state)
     rt_buf_free(&b);
 }
 
+/* The budget's peak and pressure mark; early release fires the largest holder's earliest timers
+ * (ahead of the watermark) and skips an operator that keeps its state. */
+static int release_timer(rt_op *op, int64_t time, const uint8_t *key, size_t klen)
+{
+    (void)time;
+    rt_kv *kv = *(rt_kv **)rt_op_self(op);
+    rt_kv_delete(kv, key, klen);
+    return 0;
+}
+
+static int hold_open(rt_op *op)
+{
+    rt_kv **kv = (rt_kv **)rt_op_self(op);
+    return rt_kv_new(op, "held", kv);
+}
+
+static void test_pressure_and_early_release(void **state)
+{
+    (void)state;
+    rt_mem *mem;
+    assert_int_equal(rt_mem_new(10 * RT_MEM_CHUNK, &mem), 0);
+    assert_int_equal(rt_mem_pressure(mem), 0);
+    assert_int_equal(rt_mem_reserve(mem, 9 * RT_MEM_CHUNK + 1), 0);
+    assert_int_equal(rt_mem_pressure(mem), 1); /* over 90% */
+    rt_mem_unreserve(mem, 9 * RT_MEM_CHUNK + 1);
+    assert_int_equal(rt_mem_pressure(mem), 0);
+    assert_int_equal(rt_mem_peak(mem), 9 * RT_MEM_CHUNK + 1);
+
+    static rt_kv *kv_a, *kv_b;
+    static const rt_op_vtbl rel_vt = {.open = hold_open, .on_timer = release_timer};
+    rt_graph *g;
+    rt_graph_config cfg = {.mem = mem, .task = "t"};
+    assert_int_equal(rt_graph_new(&cfg, &g), 0);
+    rt_op *a, *b;
+    assert_int_equal(rt_graph_add_op(g, "holder", NULL, &rel_vt, &kv_a, 1, 0, &a), 0);
+    assert_int_equal(rt_graph_add_op(g, "dedupe", NULL, &rel_vt, &kv_b, 1, 0, &b), 0);
+    char err[256];
+    assert_int_equal(rt_graph_open(g, err, sizeof err), 0);
+    rt_op_set_no_early_release(b);
+    /* the dedupe holds more than the holder: still only the holder is released */
+    char key[16], val[512] = {0};
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        assert_int_equal(rt_kv_put(kv_a, key, strlen(key), val, sizeof val), 0);
+        assert_int_equal(rt_timer_register(a, 1000 + i, key, strlen(key)), 0);
+    }
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "b%d", i);
+        assert_int_equal(rt_kv_put(kv_b, key, strlen(key), val, sizeof val), 0);
+        assert_int_equal(rt_timer_register(b, 10 + i, key, strlen(key)), 0);
+    }
+    int64_t holder = rt_op_mem_used(a), dedupe = rt_op_mem_used(b);
+    int64_t target = rt_graph_mem_used(g) - holder / 2;
+    int64_t fired = rt_graph_release_early(g, target);
+    assert_true(fired > 0 && fired < 100);
+    assert_true(rt_graph_mem_used(g) <= target);
+    assert_int_equal(rt_op_mem_used(b), dedupe); /* untouched */
+    assert_int_equal(rt_kv_count(kv_a), 100 - (size_t)fired);
+    /* the oldest went first: a0 .. a(fired-1) */
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        int present = rt_kv_get(kv_a, key, strlen(key), NULL) != NULL;
+        assert_int_equal(present, i >= fired);
+    }
+    /* nothing left to release but the dedupe: stops */
+    assert_int_equal(rt_graph_release_early(g, 0), 100 - fired);
+    assert_int_equal(rt_kv_count(kv_b), 200);
+    rt_graph_free(g);
+    assert_int_equal(rt_mem_used(mem), 0);
+    rt_mem_free(mem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_kv_snapshot_round_trip),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_buf_reader_limits),
+        cmocka_unit_test(test_pressure_and_early_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
