@@ -153,8 +153,15 @@ try:
     r = subprocess.run(["redis-cli", "-p", str(ports["REDIS"]), "ping"], capture_output=True,
                        text=True)
     c.eq(r.stdout.strip(), "PONG", "redis answers PING")
-    r = subprocess.run(["redis-cli", "-p", str(ports["REDIS"]), "-n", "10", "dbsize"],
-                       capture_output=True, text=True)
+    # the counter writes its start-up metadata before its first command, record or checkpoint
+    # (after a possible restore, so that --wipe applies to a fresh start only): poll for it
+    deadline = time.monotonic() + 60
+    while True:
+        r = subprocess.run(["redis-cli", "-p", str(ports["REDIS"]), "-n", "10", "dbsize"],
+                           capture_output=True, text=True)
+        if (r.stdout.strip().isdigit() and int(r.stdout) > 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     c.check(r.stdout.strip().isdigit() and int(r.stdout) > 0,
             "the counter wrote its start-up metadata into DB 10 (dbsize %r)" % r.stdout.strip())
 
