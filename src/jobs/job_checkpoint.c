@@ -36,7 +36,7 @@ struct jckpt_ctx {
     _Atomic(jckpt_savepoint *) sp;
     pthread_mutex_t mu; /* stats, read by other threads */
     jckpt_stats stats;
-    rt_gauge *g_size, *g_dur, *g_count, *g_time;
+    rt_gauge *g_size, *g_dur, *g_count, *g_time, *g_failed;
 };
 
 static int64_t wall_ms(void)
@@ -243,8 +243,9 @@ static void ensure_metrics(jckpt_ctx *c, rt_task *t)
     if (rt_metrics_gauge(m, "lastCheckpointSize", labels, &c->g_size) < 0 ||
         rt_metrics_gauge(m, "lastCheckpointDuration", labels, &c->g_dur) < 0 ||
         rt_metrics_gauge(m, "numberOfCompletedCheckpoints", labels, &c->g_count) < 0 ||
-        rt_metrics_gauge(m, "lastCheckpointTime", labels, &c->g_time) < 0)
-        c->g_size = c->g_dur = c->g_count = c->g_time = NULL;
+        rt_metrics_gauge(m, "lastCheckpointTime", labels, &c->g_time) < 0 ||
+        rt_metrics_gauge(m, "numberOfFailedCheckpoints", labels, &c->g_failed) < 0)
+        c->g_size = c->g_dur = c->g_count = c->g_time = c->g_failed = NULL;
 }
 
 static void savepoint_report(jckpt_savepoint *sp, const char *task, const uint8_t *bytes,
@@ -373,6 +374,7 @@ fail:
     pthread_mutex_lock(&c->mu);
     c->stats.failed++;
     pthread_mutex_unlock(&c->mu);
+    if (c->g_failed) rt_gauge_set(c->g_failed, (int64_t)c->stats.failed);
     if (sp) savepoint_report(sp, c->task, NULL, 0, why);
     snprintf(err, errlen, "task %s, checkpoint %" PRId64 " to %s: %s", c->task, h.id, c->store, why);
     return -1;

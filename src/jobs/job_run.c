@@ -516,7 +516,11 @@ static int build_task(driver *d, const char *label, const tinput *in, size_t nin
     d->ntasks++;
     d->tasks_ever++;
     dt->d = d;
-    if (d->checkpointing) rt_task_set_checkpointing(dt->t, c->checkpointInterval, task_hook, dt);
+    if (d->checkpointing) {
+        rt_task_set_checkpointing(dt->t, c->checkpointInterval, task_hook, dt);
+        rt_task_set_checkpoint_policy(dt->t, c->minPauseBetweenCheckpoints,
+                                      c->tolerableCheckpointFailureNumber);
+    }
     rt_op *root;
     if (d->def->build(rt_task_graph(dt->t), c, d->jopts, run_id, label, &root, err, sizeof err)) {
         dfail(d, "%s", err);

@@ -50,6 +50,7 @@ struct rt_task {
     rt_checkpoint_fn ckpt_fn;
     void *ckpt_arg;
     int64_t ckpt_interval, ckpt_due;
+    int64_t ckpt_min_pause, ckpt_tolerable, ckpt_failures;
     rt_counter *c_bad;
     rt_gauge *g_wm, *g_offset, *g_pending; /* g_pending: NULL unless a source has an end */
     /* memory pressure */
@@ -278,14 +279,34 @@ static int64_t mono_ms(void)
 static int checkpoint(rt_task *t, int final, char *err, size_t errlen)
 {
     atomic_store(&t->ckpt_requested, 0);
-    if (t->ckpt_interval > 0) t->ckpt_due = mono_ms() + t->ckpt_interval;
+    int64_t start = mono_ms();
+    if (t->ckpt_interval > 0) t->ckpt_due = start + t->ckpt_interval;
     char why[900];
-    if (t->ckpt_fn(t, t->ckpt_arg, final, why, sizeof why) < 0) {
+    int rc = t->ckpt_fn(t, t->ckpt_arg, final, why, sizeof why);
+    int64_t end = mono_ms();
+    if (t->ckpt_interval > 0 && end + t->ckpt_min_pause > t->ckpt_due)
+        t->ckpt_due = end + t->ckpt_min_pause;
+    if (rc < 0) {
+        if (!final && t->ckpt_failures < t->ckpt_tolerable) {
+            t->ckpt_failures++;
+            log_warn("checkpoint",
+                     "task=%s failed (%" PRId64 " of %" PRId64
+                     " tolerated, --tolerableCheckpointFailureNumber): %s",
+                     t->label, t->ckpt_failures, t->ckpt_tolerable, why);
+            return 0;
+        }
         char what[1000];
         snprintf(what, sizeof what, "checkpoint: %s", why);
         return fail(t, err, errlen, what);
     }
+    t->ckpt_failures = 0;
     return 0;
+}
+
+void rt_task_set_checkpoint_policy(rt_task *t, int64_t min_pause_ms, int64_t tolerable)
+{
+    t->ckpt_min_pause = min_pause_ms > 0 ? min_pause_ms : 0;
+    t->ckpt_tolerable = tolerable > 0 ? tolerable : 0;
 }
 
 /* At a record boundary: a checkpoint when one is due or requested. */

@@ -170,6 +170,11 @@ typedef int (*rt_checkpoint_fn)(rt_task *t, void *arg, int final, char *err, siz
 /* Sets the hook (before the first step). interval_ms <= 0: only requested and final
  * checkpoints. Turns on the graph's two-phase outputs (rt_graph_set_checkpointing). */
 void rt_task_set_checkpointing(rt_task *t, int64_t interval_ms, rt_checkpoint_fn fn, void *arg);
+/* Flink's checkpoint policy: the next periodic checkpoint starts no sooner than min_pause_ms
+ * after the previous one ended; up to tolerable consecutive failed checkpoints are logged and
+ * the task goes on (what they left pending is recorded by the next one); one more fails the
+ * task. A final checkpoint's failure always fails the task. Defaults: 0 and 0. */
+void rt_task_set_checkpoint_policy(rt_task *t, int64_t min_pause_ms, int64_t tolerable);
 /* Asks for a checkpoint at the task's next record boundary (a savepoint). Safe from any thread. */
 void rt_task_request_checkpoint(rt_task *t);
 

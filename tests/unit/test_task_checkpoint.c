@@ -738,6 +738,56 @@ static void test_stop_requested_by_the_checkpoint_comes_before_the_next_record(v
     rt_task_free(t);
 }
 
+/* --tolerableCheckpointFailureNumber: that many consecutive failed checkpoints are logged and the
+ * task goes on; a success resets the count; one failure more fails the task. */
+typedef struct flaky_hook {
+    int calls;
+    const char *plan; /* per call: 'f' fails, 'o' succeeds */
+} flaky_hook;
+
+static int flaky_fn(rt_task *t, void *arg, int final, char *err, size_t errlen)
+{
+    (void)t, (void)final;
+    flaky_hook *h = arg;
+    char c = h->plan[h->calls++];
+    if (c == 'f') {
+        snprintf(err, errlen, "store unavailable (call %d)", h->calls);
+        return -1;
+    }
+    return 0;
+}
+
+static void test_tolerable_checkpoint_failures(void **unused)
+{
+    for (int i = 0; i < NLONG; i++) {
+        recs_long[i].ts = 1000 + i;
+        snprintf(recs_long[i].key, sizeof recs_long[i].key, "k");
+    }
+    rt_task_config cfg = {.label = "f", .watermark_every = 1, .step_records = 10};
+    char err[512] = "";
+    rt_task *t;
+    assert_int_equal(rt_task_new(&cfg, &t, err, sizeof err), 0);
+    static const rt_op_vtbl pass_vt = {.process = count_process};
+    rt_op *op;
+    assert_int_equal(rt_graph_add_op(rt_task_graph(t), "pass", NULL, &pass_vt, NULL, 1, 1, &op), 0);
+    msrc m;
+    msrc_init(&m, recs_long, NLONG, "mem://long", 0);
+    rt_task_set_source(t, &m.src, op, 0);
+    flaky_hook h = {.plan = "ffoff" "f"};
+    rt_task_set_checkpointing(t, 0, flaky_fn, &h);
+    rt_task_set_checkpoint_policy(t, 0, 2);
+    assert_int_equal(rt_task_open(t, err, sizeof err), 0);
+    for (int i = 0; i < 5; i++) { /* f f o f f: never more than 2 in a row */
+        rt_task_request_checkpoint(t);
+        assert_int_equal(rt_task_step(t, err, sizeof err), RT_TASK_MORE);
+    }
+    assert_int_equal(h.calls, 5);
+    rt_task_request_checkpoint(t); /* the third failure in a row */
+    assert_int_equal(rt_task_step(t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "store unavailable (call 6)"));
+    rt_task_free(t);
+}
+
 static int setup(void **unused)
 {
     make_inputs();
@@ -755,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_restore_into_other_source_count_fails),
         cmocka_unit_test(test_restore_rejects_truncated_snapshots),
         cmocka_unit_test(test_stop_requested_by_the_checkpoint_comes_before_the_next_record),
+        cmocka_unit_test(test_tolerable_checkpoint_failures),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
