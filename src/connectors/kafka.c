@@ -28,14 +28,32 @@
 
 /* ---- shared client configuration ---- */
 
+/* A property whose value may be a secret: its value is never printed. */
+static int secret_key(const char *k)
+{
+    static const char *const words[] = {"pass", "secret", "key", "token", "credential", "jaas"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcasestr(k, words[i])) return 1;
+    return 0;
+}
+
+
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
 {
     char why[512];
     if (rd_kafka_conf_set(conf, k, v, why, sizeof why) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka: property %s=%s: %s", k, v, why);
+        snprintf(err, errlen, "kafka: property %s=%s: %s", k, secret_key(k) ? "***" : v, why);
         return -1;
     }
     return 0;
+}
+
+static int conf_set_kb(rd_kafka_conf_t *conf, const char *k, int64_t bytes, char *err,
+                       size_t errlen)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)(bytes / 1024 > 0 ? bytes / 1024 : 1));
+    return conf_set(conf, k, v, err, errlen);
 }
 
 /* Applies bootstrap, security protocol, client id and the extra "key=value" properties (last,
@@ -58,7 +76,9 @@ static int conf_client(rd_kafka_conf_t *conf, const kafka_client_config *cc, cha
         const char *p = cc->props[i];
         const char *eq = p ? strchr(p, '=') : NULL;
         if (eq == NULL || eq == p) {
-            snprintf(err, errlen, "kafka: property '%s': expected key=value", p ? p : "");
+            snprintf(err, errlen, "kafka: property '%.*s%s': expected key=value",
+                     p && !secret_key(p) ? (int)strlen(p) : 0, p ? p : "",
+                     p && secret_key(p) ? "***" : "");
             return -1;
         }
         char key[256];
@@ -410,6 +430,8 @@ int kafka_consumer_new(const kafka_consumer_config *cfg, const kafka_rebalance_c
         conf_set(conf, "auto.offset.reset", "earliest", err, errlen) ||
         conf_set(conf, "enable.partition.eof", "true", err, errlen) ||
         conf_set(conf, "log_level", "4", err, errlen) ||
+        (cfg->fetch_queue_bytes > 0 && conf_set_kb(conf, "queued.max.messages.kbytes",
+                                                   cfg->fetch_queue_bytes, err, errlen)) ||
         conf_client(conf, &cfg->client, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         kafka_consumer_free(c);

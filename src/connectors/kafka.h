@@ -52,6 +52,8 @@ typedef struct kafka_consumer_config {
     int stop_at_end;    /* 1: finite: a partition ends at the high watermark seen when it was
                            assigned (bounded replays, tests) */
     size_t max_record_bytes; /* larger records are reported as bad spans (their first bytes) */
+    int64_t fetch_queue_bytes; /* prefetched bytes per partition (queued.max.messages.kbytes);
+                                  0: librdkafka's default (64 MiB) */
 } kafka_consumer_config;
 
 typedef struct kafka_consumer kafka_consumer;

@@ -931,6 +931,13 @@ static int open_kafka(driver *d)
         .end_ts = c->endAtTimestamp,
         .stop_at_end = c->endAtLatest,
         .max_record_bytes = (size_t)c->maxRecordBytes,
+        /* under --memoryLimit, Kafka's prefetch (outside the budget) is kept to 1/32 of it per
+         * partition, between 1 and 64 MiB (docs/RELIABILITY.md, "Memory budget") */
+        .fetch_queue_bytes = c->memoryLimit > 0
+                                 ? (c->memoryLimit / 32 < (1 << 20)   ? (1 << 20)
+                                    : c->memoryLimit / 32 > (64 << 20) ? (64 << 20)
+                                                                       : c->memoryLimit / 32)
+                                 : 0,
     };
     kafka_rebalance_cb cb = {cb_start_offset, cb_assigned, cb_revoked, d};
     char err[1024];

@@ -258,6 +258,11 @@ int topic_sink_op_add(rt_graph *g, const job_common_opts *c, const char *uid,
     k->pc.client.nprops = c->kafkaProperty.n;
     k->pc.compression = c->kafkaCompressionType;
     k->pc.transactional_id = k->txn_id;
+    /* under --memoryLimit the producer's queue (outside the budget) is 1/16 of it, 1 to 64 MiB */
+    if (c->memoryLimit > 0)
+        k->pc.max_buffered_bytes = c->memoryLimit / 16 < (1 << 20)   ? (1 << 20)
+                                   : c->memoryLimit / 16 > (64 << 20) ? (64 << 20)
+                                                                      : c->memoryLimit / 16;
     rt_buf_init(&k->buf, cfg->max_record_bytes + RECFILE_FRAME_OVERHEAD);
     if (rt_graph_add_op(g, uid, TOPIC_SINK_OP_NAME, &ks_vtbl, k, 1, 0, out)) goto oom_k;
     return 0;

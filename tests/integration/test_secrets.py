@@ -12,7 +12,8 @@ Runs (Kafka from `logproc kafka-local`, tables to S3, counter to Redis, all boun
 --endAtLatest): raw-output, flat-output with the content join, content-metrics, counter; a live
 flat-output whose REST API is read (/, /metrics, /jobs, /jobs/<id>, /status, /plan,
 /checkpoints) and which is then stopped with `logproc stop`; and the failure paths: a wrong S3
-secret and session token, a wrong Redis password, a wrong Content API key.
+secret and session token, a wrong Redis password, a wrong Content API key, a Kafka password
+property the client refuses.
 
 Searched: every stdout and stderr, every REST answer, and every file under the test's folder
 (tables, staging, checkpoints, control files, the S3 server's objects).
@@ -169,6 +170,11 @@ try:
                                    "--counterOutputStartTimestamp=1", "--redisUrl",
                                    "redis://:%s@127.0.0.1:notaport/0" % REDIS_PW] + common)
     c.check(p.returncode != 0 and "***" in p.stderr, "a bad Redis URL is named with its password hidden")
+    p = logproc("bad Kafka property", ["run", "raw-output", "-o", os.path.join(work, "badprop"),
+                                       "--kafkaProperty", "sasl.password.typo=" + KAFKA_PW]
+                + [a for a in common if a != "--s3Endpoint" and a != endpoint])
+    c.check(p.returncode != 0 and "sasl.password.typo" in p.stderr,
+            "a Kafka property librdkafka refuses is named, its value hidden: " + p.stderr[-200:])
     p = logproc("flat-output wrong content key",
                 ["run", "flat-output", "-o", os.path.join(work, "flat-badkey")]
                 + [a for a in common if a != "--s3Endpoint" and a != endpoint]
