@@ -138,6 +138,9 @@ static const flag_def common_defs[] = {
     {"memoryLimit", NULL, FLAG_INT, "0", O(memoryLimit),
      "bytes of state and buffers allowed in this process (0: no limit); over 90% the tasks pause "
      "reading, then release their oldest state early (docs/RELIABILITY.md)", 0},
+    {"progressInterval", NULL, FLAG_DURATION, "PT30S", O(progressInterval),
+     "a progress line (records, rate, event-time position, what is left, ETA) this often; PT0S: "
+     "none", 0},
     {"memoryPressureWait", NULL, FLAG_DURATION, "PT1S", O(memoryPressureWait),
      "how long tasks read nothing over 90% of --memoryLimit before releasing state early", 0},
     {"logFormat", NULL, FLAG_STRING, "text", O(logFormat), "log lines as text (key=value) or json", 0},

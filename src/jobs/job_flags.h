@@ -69,6 +69,7 @@ typedef struct job_common_opts {
     int64_t maxRecordBytes;
     int64_t memoryLimit;
     int64_t memoryPressureWait;
+    int64_t progressInterval;
     char *logFormat;
     char *logLevel;
     int64_t metricsLogInterval;

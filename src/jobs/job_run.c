@@ -227,6 +227,11 @@ typedef struct sampler {
     pthread_cond_t cv;
     rt_metrics_snap prev, cur; /* the last two samples (empty until taken) */
     int stop;
+    /* the progress line (--progressInterval) */
+    int64_t progress_every_ms;
+    uint64_t input_bytes; /* record-file input: the files' total size (0: Kafka) */
+    uint64_t last_read;
+    int64_t last_progress_ms, started_ms;
 } sampler;
 
 #define SAMPLE_MS 1000
@@ -239,18 +244,66 @@ static void mem_gauges(sampler *sm)
     rt_gauge_set(sm->g_peak, rt_mem_peak(sm->mem));
 }
 
+static int64_t mono_ms(void);
+
+/* One progress line: records read (and per second since the last line), the event-time position
+ * (the lowest source watermark), what is left (Kafka: pendingRecords; files: bytes) and an ETA. */
+static void log_progress(sampler *sm, const rt_metrics_snap *s)
+{
+    uint64_t read = 0, offset_sum = 0;
+    int64_t pending = 0, wm = INT64_MAX;
+    int has_pending = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const rt_metric_sample *x = &s->samples[i];
+        if (!strcmp(x->name, "numRecordsRead")) read += (uint64_t)x->value;
+        else if (!strcmp(x->name, "pendingRecords")) pending += x->value, has_pending = 1;
+        else if (!strcmp(x->name, "sourceOffset") && x->value > 0) offset_sum += (uint64_t)x->value;
+        else if (!strcmp(x->name, "sourceWatermark") && x->value != INT64_MIN && x->value < wm)
+            wm = x->value;
+    }
+    int64_t now = s->taken_ms;
+    double dt = (double)(now - sm->last_progress_ms) / 1000.0;
+    double rate = dt > 0 ? (double)(read - sm->last_read) / dt : 0;
+    sm->last_read = read;
+    sm->last_progress_ms = now;
+    char when[40] = "-", left[64] = "-", eta[32] = "-";
+    if (wm != INT64_MAX) {
+        time_t secs = (time_t)(wm / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    if (has_pending) {
+        snprintf(left, sizeof left, "%lld records", (long long)pending);
+        if (rate > 0) snprintf(eta, sizeof eta, "%.0fs", (double)pending / rate);
+    } else if (sm->input_bytes) {
+        double done = (double)offset_sum / (double)sm->input_bytes;
+        if (done > 1) done = 1;
+        snprintf(left, sizeof left, "%.1f%% of %llu bytes", 100.0 * (1 - done),
+                 (unsigned long long)sm->input_bytes);
+        double el = (double)(now - sm->started_ms) / 1000.0;
+        if (done > 0.001) snprintf(eta, sizeof eta, "%.0fs", el * (1 - done) / done);
+    }
+    log_info("progress", "records=%llu rate=%.0f/s event_time=%s left=\"%s\" eta=%s",
+             (unsigned long long)read, rate, when, left, eta);
+}
+
 static void *sampler_main(void *arg)
 {
     sampler *sm = arg;
     rt_metrics_snap logged = {0};
     int have_logged = 0;
     int64_t next_log = sm->log_every_ms;
-    int64_t since_log = 0;
+    int64_t since_log = 0, since_progress = 0;
+    sm->started_ms = sm->last_progress_ms = mono_ms();
     pthread_mutex_lock(&sm->mu);
     while (!sm->stop) {
         int64_t wait = sm->log_every_ms > 0 && next_log - since_log < SAMPLE_MS
                            ? next_log - since_log
                            : SAMPLE_MS;
+        if (sm->progress_every_ms > 0 && sm->progress_every_ms - since_progress < wait)
+            wait = sm->progress_every_ms - since_progress;
+        if (wait < 1) wait = 1;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += wait / 1000;
@@ -258,6 +311,7 @@ static void *sampler_main(void *arg)
         if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
         if (pthread_cond_timedwait(&sm->cv, &sm->mu, &until) != ETIMEDOUT) continue;
         since_log += wait;
+        since_progress += wait;
         pthread_mutex_unlock(&sm->mu);
         mem_gauges(sm);
         rt_metrics_snap snap;
@@ -267,6 +321,10 @@ static void *sampler_main(void *arg)
             rt_metrics_snap_free(&sm->prev);
             sm->prev = sm->cur;
             sm->cur = snap;
+            if (sm->progress_every_ms > 0 && since_progress >= sm->progress_every_ms) {
+                since_progress = 0;
+                log_progress(sm, &sm->cur);
+            }
         }
         if (sm->log_every_ms > 0 && since_log >= next_log) {
             since_log = 0;
@@ -1604,7 +1662,9 @@ int job_run_main(const job_def *def, int argc, char **argv)
         d->sm.g_used = NULL;
     mem_gauges(&d->sm);
     d->sm.log_every_ms = c->metricsLogInterval;
-    if (d->http || c->metricsLogInterval > 0)
+    d->sm.progress_every_ms = c->progressInterval;
+    for (size_t i = 0; i < d->nfiles; i++) d->sm.input_bytes += recfile_reader_size(d->files[i].r);
+    if (d->http || c->metricsLogInterval > 0 || c->progressInterval > 0)
         sm_started = !pthread_create(&sm_thread, NULL, sampler_main, &d->sm);
     if (d->kafka ? open_kafka(d) : (build_file_tasks(d) || start_pool(d))) {
         fprintf(stderr, "logproc run %s: %s\n", def->name, d->err);

@@ -56,6 +56,8 @@ struct rt_task {
     /* memory pressure */
     int64_t pressure_since; /* mono ms when the budget went over the high mark; 0: not over */
     rt_counter *c_early, *c_pauses;
+    rt_counter *c_read; /* numRecordsRead: records taken from the sources */
+    uint64_t read_reported;
 };
 
 int rt_task_new(const rt_task_config *cfg, rt_task **out, char *err, size_t errlen)
@@ -159,6 +161,7 @@ int rt_task_open(rt_task *t, char *err, size_t errlen)
         rt_metrics_gauge(m, "sourceWatermark", labels, &t->g_wm) < 0 ||
         rt_metrics_gauge(m, "sourceOffset", labels, &t->g_offset) < 0 ||
         rt_metrics_counter(m, "numTimersFiredEarly", labels, &t->c_early) < 0 ||
+        rt_metrics_counter(m, "numRecordsRead", labels, &t->c_read) < 0 ||
         rt_metrics_counter(m, "numMemoryPressurePauses", labels, &t->c_pauses) < 0) {
         snprintf(err, errlen, "task %s: cannot register metrics", t->label);
         return -1;
@@ -210,6 +213,8 @@ static int memory_policy(rt_task *t, char *err, size_t errlen)
 /* Records the sources' backlog: their ends minus their positions (Flink's pendingRecords). */
 static void update_pending(rt_task *t)
 {
+    rt_counter_add_1w(t->c_read, t->records - t->read_reported);
+    t->read_reported = t->records;
     int64_t pending = 0;
     for (size_t i = 0; i < t->nsrc; i++) {
         const rt_source *src = t->srcs[i].src;
@@ -217,7 +222,7 @@ static void update_pending(rt_task *t)
         int64_t end = src->end_offset(src), pos = src->position(src);
         if (end > pos && pos >= 0) pending += end - pos;
     }
-    rt_gauge_set(t->g_pending, pending);
+    if (t->g_pending) rt_gauge_set(t->g_pending, pending);
 }
 
 static int fail(rt_task *t, char *err, size_t errlen, const char *what)
@@ -319,8 +324,11 @@ static int maybe_checkpoint(rt_task *t, char *err, size_t errlen)
     return 0;
 }
 
+static void update_pending(rt_task *t);
+
 static int end_input(rt_task *t, int drain, char *err, size_t errlen)
 {
+    if (t->c_read) update_pending(t);
     if (drain) {
         if (rt_graph_finish(t->g) < 0) return fail(t, err, errlen, rt_graph_error(t->g));
         t->drained = 1;
@@ -409,7 +417,7 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         if (!s) {
             if (!sources_left(t)) return end_input(t, !t->cfg.no_drain, err, errlen);
             rt_gauge_set(t->g_offset, t->last_offset);
-            if (t->g_pending) update_pending(t);
+            update_pending(t);
             if (poll_all(t, err, errlen) < 0) return -1;
             if (maybe_checkpoint(t, err, errlen) < 0) return -1;
             return RT_TASK_IDLE;
@@ -444,7 +452,7 @@ int rt_task_step(rt_task *t, char *err, size_t errlen)
         }
     }
     rt_gauge_set(t->g_offset, t->last_offset);
-    if (t->g_pending) update_pending(t);
+    update_pending(t);
     if (poll_all(t, err, errlen) < 0) return -1;
     if (maybe_checkpoint(t, err, errlen) < 0) return -1;
     return RT_TASK_MORE;
@@ -637,6 +645,7 @@ int rt_task_restore(rt_task *t, const uint8_t *bytes, size_t len, char *err, siz
         return -1;
     }
     t->records = records;
+    t->read_reported = records; /* numRecordsRead counts this process's reads */
     t->bad = bad;
     t->wm_sent = wm_sent;
     rt_gauge_set(t->g_wm, wm_sent);

@@ -105,8 +105,13 @@ def max_state(text):
     return max([int(v) for v in re.findall(r"memoryPeak value=(\d+)", text)] or [0])
 
 
-rc, err, _ = job(hot, os.path.join(work, "free"), ["--metricsLogInterval", "PT0.05S"])
+rc, err, _ = job(hot, os.path.join(work, "free"), ["--metricsLogInterval", "PT0.05S",
+                                                  "--progressInterval", "PT0.05S"])
 c.eq(rc, 0, "the hot key without a limit")
+prog = re.findall(r'component=progress records=(\d+) rate=\d+/s event_time=\S+ left="([\d.]+)% of (\d+) bytes"', err)
+c.check(len(prog) >= 2 and int(prog[-1][0]) > int(prog[0][0]) and float(prog[-1][1]) < float(prog[0][1])
+        and int(prog[0][2]) == os.path.getsize(hot),
+        "file progress lines: records grow, the part left shrinks (%s .. %s)" % (prog[:1], prog[-1:]))
 sb = [int(v) for v in re.findall(r"stateBytes operator=\S+ task=0 value=(\d+)", err)]
 c.check(max_state(err) > LIMIT, "without a limit the state peaks at %d bytes, over the %d-byte limit"
         % (max_state(err), LIMIT))

@@ -44,7 +44,7 @@ def start_job(log):
     job = subprocess.Popen([BIN, "run", "flat-output", "-b", bs, "--no-kafkaGroup", "--jobLabel",
                             "api", "-o", os.path.join(work, "out"), "--controlDir", ctl,
                             "--checkpointInterval", "PT0.5S", "--restPort", "0",
-                            "--metricsLogInterval", "PT0.5S"],
+                            "--metricsLogInterval", "PT0.5S", "--progressInterval", "PT0.2S"],
                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     procs.append(job)
     deadline = time.monotonic() + 60
@@ -170,6 +170,12 @@ try:
     c.check(re.search(r"numRecordsOut operator=join-impression-action task=\S+ value=\d+", text) and
             re.search(r"numRecordsOutPerSecond operator=join-impression-action task=\S+ value=[\d.]+", text),
             "the metric log lines carry numRecordsOut and numRecordsOutPerSecond per operator")
+
+    # the progress line: records read, event-time position, what is left (the Kafka backlog)
+    prog = re.findall(r'component=progress records=(\d+) rate=\d+/s event_time=(\S+) left="(\d+) records"',
+                      open(os.path.join(work, "job.err")).read())
+    c.check(prog and int(prog[-1][0]) > 0 and prog[-1][1].startswith("20") and int(prog[-1][2]) == 0,
+            "progress lines count the records read and reach an empty backlog: %s" % prog[-1:])
 
     # the CLI over HTTP
     p = cli("list", "--controlDir", ctl)
