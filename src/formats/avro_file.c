@@ -453,7 +453,7 @@ static int read_header(avro_file_in *r, char *err, size_t errlen)
         if (count < 0) { /* a negative count is followed by the block's byte size */
             int64_t ignored;
             if (read_long_needed(r, &ignored, "header map", err, errlen)) return -1;
-            count = -count;
+            count = count == INT64_MIN ? INT64_MAX : -count; /* over the limit below either way */
         }
         if (count > 1024) {
             set_err(err, errlen, "%s: header map of %lld entries", r->path, (long long)count);

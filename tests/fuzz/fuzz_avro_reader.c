@@ -66,7 +66,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (n < MAX_RECORDS && (rc = avro_file_in_next(r, &v, err, sizeof err)) == 1) {
         n++;
         json_t *j = avro_file_value_json(v);
-        CHECK(j != NULL);
+        /* avro-c may hand back a datum whose string it could not allocate (the allocation cap,
+         * avro_file.c): the JSON is then NULL and inspect reports "record N cannot be printed
+         * as JSON" and stops, as here */
+        if (!j) {
+            n = MAX_RECORDS;
+            break;
+        }
         char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
         CHECK(text != NULL);
         json_t *back = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
@@ -76,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(j);
     }
     if (n < MAX_RECORDS && rc < 0) CHECK(err[0] != '\0');
-    CHECK(avro_file_in_records(r) == n);
+    if (n < MAX_RECORDS) CHECK(avro_file_in_records(r) == n);
     avro_file_in_close(r);
     return 0;
 }
