@@ -162,7 +162,8 @@ static const flag_def common_defs[] = {
     {"restAddress", NULL, FLAG_STRING, "127.0.0.1", O(restAddress),
      "address of the REST API and /metrics (loopback unless told otherwise)", 0},
     {"restPort", NULL, FLAG_INT, "8081", O(restPort),
-     "port of the REST API and /metrics; 0: any free port (logged); -1: no HTTP server", 0},
+     "port of the REST API and /metrics (8081 taken: a free port instead); 0: any free port "
+     "(logged); -1: no HTTP server", 0},
     {"drain", NULL, FLAG_BOOL, "true", O(drain),
      "at the end of a finite input, fire every timer and close every window", 0},
 };

@@ -35,6 +35,7 @@
 #define MAX_TASKS 1024
 #define MAX_TOTALS 512
 #define CONTROL_POLL_MS 50
+#define REST_DEFAULT_PORT 8081
 #define SAVEPOINT_TIMEOUT_MS 600000
 
 /* ---- record-file source ---- */
@@ -1643,8 +1644,16 @@ int job_run_main(const job_def *def, int argc, char **argv)
                     (long long)c->restPort);
             goto out;
         }
-        if (http_server_start(c->restAddress, (int)c->restPort, rest_handler, d, &d->http, &port,
-                              err, sizeof err)) {
+        int rc_http = http_server_start(c->restAddress, (int)c->restPort, rest_handler, d, &d->http,
+                                        &port, err, sizeof err);
+        if (rc_http && c->restPort == REST_DEFAULT_PORT) {
+            /* several jobs on one machine: the default port goes to the first, the others take
+             * a free one (published in the control directory for `logproc list`) */
+            log_warn(def->name, "rest port %d is taken: using a free port", REST_DEFAULT_PORT);
+            rc_http = http_server_start(c->restAddress, 0, rest_handler, d, &d->http, &port, err,
+                                        sizeof err);
+        }
+        if (rc_http) {
             log_warn(def->name, "REST API disabled: %s", err);
         } else {
             log_info(def->name, "rest listening address=%s port=%d", c->restAddress, port);

@@ -13,7 +13,8 @@ flat-output job reading `logproc kafka-local`:
 - the CLI over HTTP: `logproc list` shows the job's REST url and state, `logproc savepoint --rest`
   works with no control directory at all, `logproc cancel` ends the job at once (exit 137,
   no final checkpoint), the restarted job resumes from its checkpoint, and `logproc stop` (the
-  url found in the control directory) stops it with exit 0.
+  url found in the control directory) stops it with exit 0;
+- with the default port 8081 taken, a job serves REST on a free port instead.
 The server binds 127.0.0.1 on a port the kernel picks (--restPort 0), read from the log.
 """
 import json
@@ -210,6 +211,24 @@ try:
     c.check(job.returncode == 0, "the stopped job exits 0")
     p = cli("list", "--controlDir", ctl)
     c.check("api.flat-output" not in p.stdout, "list no longer shows the stopped job")
+
+    # the default port taken (here by a socket of ours, or by another job): a free port instead
+    import socket
+    hold = socket.socket()
+    try:
+        hold.bind(("127.0.0.1", 8081))
+        hold.listen(1)
+    except OSError:
+        pass  # someone else holds 8081: taken either way
+    rec = os.path.join(work, "small.rec")
+    subprocess.run([BIN, "generate", "logs", "--profile", "local", "--users", "1", "--output", rec],
+                   capture_output=True, check=True)
+    p = subprocess.run([BIN, "run", "raw-output", "--source", rec, "-o", os.path.join(work, "raw"),
+                        "--controlDir", ctl], capture_output=True, text=True)
+    hold.close()
+    m = re.search(r"rest listening address=127\.0\.0\.1 port=(\d+)", p.stderr)
+    c.check(p.returncode == 0 and "rest port 8081 is taken: using a free port" in p.stderr
+            and m and m.group(1) != "8081", "with 8081 taken the job serves REST on a free port")
 finally:
     crashlib.stop_all(procs)
 c.done()
