@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <snappy-c.h>
 #include <zlib.h>
 
@@ -437,6 +438,33 @@ static int read_blob(avro_file_in *r, char **out, size_t *len, size_t limit, con
     return 0;
 }
 
+/* What avro-c accepts in a schema but cannot build values for (it crashes): a fixed type whose
+ * size is not positive. Checked on the header's schema before avro-c sees it; a fixed type of
+ * more than 1 MiB is refused too (no datum of ours needs one). Returns 0 or -1. */
+#define MAX_FIXED_SIZE (1 << 20)
+
+static int schema_sane(const json_t *j, int depth)
+{
+    if (depth > 4096) return -1;
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (schema_sane(json_array_get(j, i), depth + 1)) return -1;
+        return 0;
+    }
+    if (!json_is_object(j)) return 0;
+    const json_t *type = json_object_get(j, "type");
+    if (json_is_string(type) && !strcmp(json_string_value(type), "fixed")) {
+        const json_t *size = json_object_get(j, "size");
+        if (!json_is_integer(size) || json_integer_value(size) <= 0 ||
+            json_integer_value(size) > MAX_FIXED_SIZE)
+            return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v) if (schema_sane(v, depth + 1)) return -1;
+    return 0;
+}
+
 static int read_header(avro_file_in *r, char *err, size_t errlen)
 {
     uint8_t magic[4];
@@ -488,6 +516,15 @@ static int read_header(avro_file_in *r, char *err, size_t errlen)
     }
     if (!r->schema_json) {
         set_err(err, errlen, "%s: header has no avro.schema", r->path);
+        return -1;
+    }
+    json_error_t je;
+    json_t *sj = json_loadb(r->schema_json, r->schema_len, 0, &je);
+    int sane = sj && !schema_sane(sj, 0);
+    json_decref(sj);
+    if (!sane) {
+        set_err(err, errlen, "%s: header schema is not valid JSON, nests over 4096 deep, or has a "
+                "fixed type whose size is not 1 to %d bytes", r->path, MAX_FIXED_SIZE);
         return -1;
     }
     if (avro_schema_from_json_length(r->schema_json, r->schema_len, &r->schema)) {
