@@ -1,5 +1,6 @@
 #include "jobs/avro_table.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,48 @@
 
 struct avro_table {
     avsc_schema *schema; /* proto tables */
+    int owns_schema;     /* 0: the schema is the process-wide cached one */
     const char *json;    /* the schema text written into part headers */
     size_t json_len;
     size_t max_datum;
     char err[256];
 };
+
+/* Schemas are immutable and cost about 2 ms each to build (event.LogRequest); a task builds a
+ * table sink per output, and a process rebuilds its tasks on every rebalance: one schema per
+ * message type for the whole process. Cached schemas live until exit. */
+#define SCHEMA_CACHE 128
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const ProtobufCMessageDescriptor *desc;
+    avsc_schema *schema;
+} cache[SCHEMA_CACHE];
+static size_t ncache;
+
+/* The schema of desc: the cached one (*owned 0), or a new one the caller frees (*owned 1) when
+ * the cache is full. Returns 0 or -1 with err. */
+static int schema_for(const ProtobufCMessageDescriptor *desc, avsc_schema **out, int *owned,
+                      char *err, size_t errlen)
+{
+    pthread_mutex_lock(&cache_mu);
+    for (size_t i = 0; i < ncache; i++)
+        if (cache[i].desc == desc) {
+            *out = cache[i].schema;
+            *owned = 0;
+            pthread_mutex_unlock(&cache_mu);
+            return 0;
+        }
+    int rc = avsc_schema_new(desc, out, err, errlen);
+    *owned = 1;
+    if (rc == 0 && ncache < SCHEMA_CACHE) {
+        cache[ncache].desc = desc;
+        cache[ncache].schema = *out;
+        ncache++;
+        *owned = 0;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return rc;
+}
 
 int avro_table_new(const ProtobufCMessageDescriptor *desc, const char *schema_name,
                    size_t max_record_bytes, avro_table **out, char *err, size_t errlen)
@@ -26,7 +64,7 @@ int avro_table_new(const ProtobufCMessageDescriptor *desc, const char *schema_na
     if (!t) return snprintf(err, errlen, "out of memory"), -1;
     t->max_datum = AVRO_GROWTH * max_record_bytes + (64 << 10);
     if (desc) {
-        if (avsc_schema_new(desc, &t->schema, err, errlen)) {
+        if (schema_for(desc, &t->schema, &t->owns_schema, err, errlen)) {
             free(t);
             return -1;
         }
@@ -103,6 +141,6 @@ int avro_table_encode_invalid(avro_table *t, const avenc_invalid_record *r, rt_b
 void avro_table_free(avro_table *t)
 {
     if (!t) return;
-    avsc_schema_free(t->schema);
+    if (t->owns_schema) avsc_schema_free(t->schema);
     free(t);
 }
