@@ -139,6 +139,15 @@ static void ok(int rc, const char *what, const char *err)
     if (rc) fail_msg("%s: %s", what, err);
 }
 
+/* A fresh sink restored from snap (the restore must succeed). */
+static table_sink *restored(const rt_buf *snap)
+{
+    table_sink *b = new_sink();
+    char err[512] = "";
+    ok(table_sink_restore(b, snap->data, snap->len, err, sizeof err), "restore", err);
+    return b;
+}
+
 /* Writes three records into two partitions, precommits and snapshots into snap. */
 static table_sink *two_parts_pending(rt_buf *snap)
 {
@@ -294,9 +303,7 @@ static void test_restore_publishes_what_was_pending(void **unused)
     hidden_parts(&p);
     /* the process dies after the checkpoint was durable, before publishing: the hidden parts
      * are on disk and the sink is gone (its free would clean up, so it is freed only after) */
-    table_sink *b = new_sink();
-    char err[512] = "";
-    ok(table_sink_restore(b, snap.data, snap.len, err, sizeof err), "restore", err);
+    table_sink *b = restored(&snap);
     expect_parts(2, 0);
     for (uint32_t i = 0; i < p.n; i++) assert_true(exists(p.final[i]));
     assert_int_equal(table_sink_get_stats(b).parts_published, 2);
@@ -315,9 +322,7 @@ static void test_restore_with_final_and_hidden_both_present(void **unused)
     /* publish got as far as the link of part 0 (final name present, hidden not yet removed) */
     assert_int_equal(link(p.tmp[0], p.final[0]), 0);
     expect_parts(1, 2);
-    table_sink *b = new_sink();
-    char err[512] = "";
-    ok(table_sink_restore(b, snap.data, snap.len, err, sizeof err), "restore", err);
+    table_sink *b = restored(&snap);
     expect_parts(2, 0); /* part 0 kept, its hidden file removed; part 1 published */
     assert_false(exists(p.tmp[0]));
     assert_false(exists(p.tmp[1]));
@@ -335,9 +340,7 @@ static void test_restore_after_partial_publish(void **unused)
     /* the first part was fully published before the crash, the second not */
     assert_int_equal(rename(p.tmp[0], p.final[0]), 0);
     expect_parts(1, 1);
-    table_sink *b = new_sink();
-    char err[512] = "";
-    ok(table_sink_restore(b, snap.data, snap.len, err, sizeof err), "restore", err);
+    table_sink *b = restored(&snap);
     expect_parts(2, 0);
     table_sink_free(b);
     table_sink_free(a);
@@ -424,9 +427,7 @@ static void test_free_keeps_recorded_pending_parts(void **unused)
     table_sink *a = two_parts_pending(&snap);
     table_sink_free(a); /* the task fails after its checkpoint was made durable */
     expect_parts(0, 2);
-    table_sink *b = new_sink();
-    char err[512] = "";
-    ok(table_sink_restore(b, snap.data, snap.len, err, sizeof err), "restore", err);
+    table_sink *b = restored(&snap);
     expect_parts(2, 0);
     table_sink_free(b);
     rt_buf_free(&snap);

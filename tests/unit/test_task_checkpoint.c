@@ -707,22 +707,31 @@ static int count_process(rt_op *op, int input, const rt_record *rec)
     return rt_emit(op, 0, rec);
 }
 
-static void test_stop_requested_by_the_checkpoint_comes_before_the_next_record(void **unused)
+/* A task over NLONG records of one key, through one pass-through operator, steps of `step`
+ * records; m is its source (for its position). Not open yet. */
+static rt_task *long_task(const char *label, uint32_t step, msrc *m)
 {
     for (int i = 0; i < NLONG; i++) {
         recs_long[i].ts = 1000 + i;
         snprintf(recs_long[i].key, sizeof recs_long[i].key, "k");
     }
-    rt_task_config cfg = {.label = "s", .watermark_every = 1, .step_records = 100000};
+    rt_task_config cfg = {.label = label, .watermark_every = 1, .step_records = step};
     char err[512] = "";
     rt_task *t;
     assert_int_equal(rt_task_new(&cfg, &t, err, sizeof err), 0);
     static const rt_op_vtbl pass_vt = {.process = count_process};
     rt_op *op;
     assert_int_equal(rt_graph_add_op(rt_task_graph(t), "pass", NULL, &pass_vt, NULL, 1, 1, &op), 0);
+    msrc_init(m, recs_long, NLONG, "mem://long", 0);
+    rt_task_set_source(t, &m->src, op, 0);
+    return t;
+}
+
+static void test_stop_requested_by_the_checkpoint_comes_before_the_next_record(void **unused)
+{
+    char err[512] = "";
     msrc m;
-    msrc_init(&m, recs_long, NLONG, "mem://long", 0);
-    rt_task_set_source(t, &m.src, op, 0);
+    rt_task *t = long_task("s", 100000, &m);
     stop_hook h = {0};
     rt_task_set_checkpointing(t, 0, stop_hook_fn, &h);
     assert_int_equal(rt_task_open(t, err, sizeof err), 0);
@@ -759,20 +768,9 @@ static int flaky_fn(rt_task *t, void *arg, int final, char *err, size_t errlen)
 
 static void test_tolerable_checkpoint_failures(void **unused)
 {
-    for (int i = 0; i < NLONG; i++) {
-        recs_long[i].ts = 1000 + i;
-        snprintf(recs_long[i].key, sizeof recs_long[i].key, "k");
-    }
-    rt_task_config cfg = {.label = "f", .watermark_every = 1, .step_records = 10};
     char err[512] = "";
-    rt_task *t;
-    assert_int_equal(rt_task_new(&cfg, &t, err, sizeof err), 0);
-    static const rt_op_vtbl pass_vt = {.process = count_process};
-    rt_op *op;
-    assert_int_equal(rt_graph_add_op(rt_task_graph(t), "pass", NULL, &pass_vt, NULL, 1, 1, &op), 0);
     msrc m;
-    msrc_init(&m, recs_long, NLONG, "mem://long", 0);
-    rt_task_set_source(t, &m.src, op, 0);
+    rt_task *t = long_task("f", 10, &m);
     flaky_hook h = {.plan = "ffoff" "f"};
     rt_task_set_checkpointing(t, 0, flaky_fn, &h);
     rt_task_set_checkpoint_policy(t, 0, 2);
