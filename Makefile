@@ -36,6 +36,7 @@ demo: build
 	@bash scripts/demo.sh
 
 bench: deps build
+	@bash scripts/deps.sh bench
 	@bash bench/run.sh
 
 # libFuzzer targets (clang), time-boxed: FUZZ_SECONDS per target (default 60), FUZZ_TARGETS subset.

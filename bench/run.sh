@@ -5,7 +5,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 /usr/bin/python3 "$here/run.py" "$@"
+# --parallelism 1 against 2 on the same inputs, and the one-day backfill estimate
+/usr/bin/python3 "$here/run_scaling.py"
 # counter (real redis-server on loopback) and content-metrics
 /usr/bin/python3 "$here/run_metrics_jobs.py"
+# content-metrics' daily aggregation against DuckDB (npm @duckdb/node-api, scripts/deps.sh bench)
+# on the same rows, from run_metrics_jobs.py's cached input
+/usr/bin/python3 "$here/run_duckdb.py"
 # Kafka: kcat vs flat-output Kafka->Kafka on a private kafka-local cluster, and checkpoint cost
 /usr/bin/python3 "$here/run_kafka.py"

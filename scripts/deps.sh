@@ -3,6 +3,9 @@
 # Idempotent: a second run installs nothing and takes about a second.
 #   scripts/deps.sh          build + test + demo needs (Debian packages, npm test tools)
 #   scripts/deps.sh --build  only what `make` needs
+#   scripts/deps.sh bench    the default set plus make bench's own tools: DuckDB (npm
+#                            @duckdb/node-api, about 70 MB) in bench/duckdb. Never part of the
+#                            test deps, so CI does not download it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -42,10 +45,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm test tools live in tools/testenv with a committed lock file.
-if [ "${1:-}" != "--build" ] && [ -f "$here/tools/testenv/package-lock.json" ]; then
-  if [ ! -d "$here/tools/testenv/node_modules" ] || \
-     [ "$here/tools/testenv/package-lock.json" -nt "$here/tools/testenv/node_modules/.stamp" ]; then
-    echo "deps: npm ci in tools/testenv"
-    (cd "$here/tools/testenv" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.stamp)
+npm_ci() { # DIR: npm ci when node_modules is missing or older than the lock file
+  if [ ! -d "$1/node_modules" ] || [ "$1/package-lock.json" -nt "$1/node_modules/.stamp" ]; then
+    echo "deps: npm ci in ${1#"$here"/}"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.stamp)
   fi
+}
+if [ "${1:-}" != "--build" ] && [ -f "$here/tools/testenv/package-lock.json" ]; then
+  npm_ci "$here/tools/testenv"
+fi
+
+# make bench's DuckDB comparison (bench/run_duckdb.py), pinned by bench/duckdb/package-lock.json.
+if [ "${1:-}" = "bench" ]; then
+  npm_ci "$here/bench/duckdb"
 fi
