@@ -323,9 +323,13 @@ static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
 typedef struct {
     uint32_t path[PB_MAX_DEPTH + 1];
     int max_depth;
+    int utf8;     /* also check string fields' bytes (pb_unpack_checked) */
+    int bad_utf8; /* the walk failed on a string field's bytes */
     char *err;
     size_t errlen;
 } depth_ctx;
+
+static int utf8_bytes_valid(const uint8_t *s, size_t len);
 
 static void depth_path(const depth_ctx *c, int depth, char *buf, size_t buflen)
 {
@@ -392,6 +396,16 @@ static int depth_walk(depth_ctx *c, const ProtobufCMessageDescriptor *d, const u
             }
             const ProtobufCFieldDescriptor *f =
                 d ? protobuf_c_message_descriptor_get_field(d, num) : NULL;
+            if (c->utf8 && f && f->type == PROTOBUF_C_TYPE_STRING &&
+                !utf8_bytes_valid(p + pos, (size_t)v)) {
+                char path[256];
+                c->bad_utf8 = 1;
+                depth_path(c, depth, path, sizeof path);
+                if (c->err && c->errlen)
+                    snprintf(c->err, c->errlen, "invalid UTF-8 in string field at field path %s",
+                             path);
+                return -1;
+            }
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (depth + 1 > c->max_depth) {
                     depth_fail(c, depth, "message nesting too deep");
@@ -417,6 +431,8 @@ int pb_wire_check_depth(const ProtobufCMessageDescriptor *d, const uint8_t *data
     if (max_depth > PB_MAX_DEPTH) max_depth = PB_MAX_DEPTH;
     if (max_depth < 1) max_depth = 1;
     c.max_depth = max_depth;
+    c.utf8 = 0;
+    c.bad_utf8 = 0;
     c.err = err;
     c.errlen = errlen;
     if (err && errlen) err[0] = '\0';
@@ -427,12 +443,19 @@ int pb_wire_check_depth(const ProtobufCMessageDescriptor *d, const uint8_t *data
 
 int pb_utf8_valid(const char *str, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)str;
+    return utf8_bytes_valid((const uint8_t *)str, len);
+}
+
+/* Nearly every string is ASCII: eight bytes are checked at once while no high bit is set. */
+static int utf8_bytes_valid(const uint8_t *s, size_t len)
+{
     size_t i = 0;
     while (i < len) {
         unsigned char c = s[i];
         if (c < 0x80) {
-            i++;
+            uint64_t w;
+            while (len - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ULL))) i += 8;
+            while (i < len && s[i] < 0x80) i++;
             continue;
         }
         size_t n;
@@ -555,7 +578,26 @@ int pb_unpack_checked(const ProtobufCMessageDescriptor *d, const uint8_t *data, 
 {
     char why[384];
     *out = NULL;
-    if (pb_wire_check_depth(d, data, len, PB_MAX_DEPTH, why, sizeof why) < 0) {
+    /* One walk over the wire bytes checks the nesting and every string field's UTF-8 (what
+     * Java's parser checks), so the unpacked message needs no second walk. */
+    depth_ctx c;
+    c.max_depth = PB_MAX_DEPTH;
+    c.utf8 = 1;
+    c.bad_utf8 = 0;
+    c.err = why;
+    c.errlen = sizeof why;
+    why[0] = '\0';
+    int walked = depth_walk(&c, d, data, len, 1);
+    if (walked < 0 && c.bad_utf8) {
+        /* the walk stopped at the bad string: the rest must still pass the nesting check
+         * before protobuf-c recurses into it */
+        char deep[384];
+        if (pb_wire_check_depth(d, data, len, PB_MAX_DEPTH, deep, sizeof deep) < 0) {
+            snprintf(why, sizeof why, "%s", deep);
+            c.bad_utf8 = 0;
+        }
+    }
+    if (walked < 0 && !c.bad_utf8) {
         if (err && errlen) snprintf(err, errlen, "%s: %s", d->name, why);
         return -1;
     }
@@ -565,7 +607,11 @@ int pb_unpack_checked(const ProtobufCMessageDescriptor *d, const uint8_t *data, 
             snprintf(err, errlen, "%s: protobuf-c could not decode %zu bytes", d->name, len);
         return -1;
     }
-    if (pb_check_utf8(m, why, sizeof why) < 0) {
+    if (c.bad_utf8) {
+        /* rare: name the field as the message walk does; bytes after a NUL that the walk of
+         * the C strings cannot see keep the wire walk's numeric path */
+        char named[384];
+        if (pb_check_utf8(m, named, sizeof named) < 0) snprintf(why, sizeof why, "%s", named);
         if (err && errlen) snprintf(err, errlen, "%s: %s", d->name, why);
         protobuf_c_message_free_unpacked(m, alloc);
         return -1;

@@ -120,6 +120,11 @@ static void test_utf8_valid(void **state)
     assert_false(pb_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
     assert_false(pb_utf8_valid("\xe2\x9c", 2));         /* truncated */
     assert_false(pb_utf8_valid("ab\xc3", 3));           /* truncated at the end */
+    /* the ASCII fast path (8 bytes at a time) hands over to the byte loop and back */
+    assert_true(pb_utf8_valid("aaaaaaaaaaaaaaaa\xc3\xbc" "aaaaaaaaa", 27));
+    assert_false(pb_utf8_valid("aaaaaaaaaaaaa\xff" "aaaaaa", 20));
+    assert_false(pb_utf8_valid("aaaaaaaaaaaaaaaa\xc3\xbc" "aaaaaaaa\xc3", 27));
+    assert_false(pb_utf8_valid("aaaaaaaa\x80", 9));
 }
 
 static void test_check_utf8_names_path(void **state)
@@ -358,6 +363,38 @@ static void test_unpack_checked(void **state)
                                        NULL, &m, err, sizeof err),
                      -1);
     assert_string_equal(err, "event.LogRequest: protobuf-c could not decode 5 bytes");
+
+    /* bad bytes after an embedded NUL: Java's parser rejects them, the C string ends before
+     * them, so the error keeps the wire path (fields.key) */
+    static const uint8_t nul_then_bad[] = {0x0a, 0x05, 0x0a, 0x03, 'a', 0x00, 0xff};
+    assert_int_equal(pb_unpack_checked(&google__protobuf__struct__descriptor, nul_then_bad,
+                                       sizeof nul_then_bad, NULL, &m, err, sizeof err),
+                     -1);
+    assert_string_equal(err, "google.protobuf.Struct: invalid UTF-8 in string field at field "
+                             "path 1.1");
+
+    /* a bad string before a nesting bomb: the nesting is still checked before protobuf-c
+     * recurses (the wire walk stops at the string, so it is walked again for depth alone) */
+    size_t n;
+    uint8_t *deep = nested_struct_bytes(40, &n);
+    uint8_t *both = malloc(n + 5);
+    assert_non_null(both);
+    static const uint8_t bad_key[] = {0x0a, 0x03, 0x0a, 0x01, 0xff};
+    memcpy(both, bad_key, sizeof bad_key);
+    memcpy(both + sizeof bad_key, deep, n);
+    assert_int_equal(pb_unpack_checked(&google__protobuf__struct__descriptor, both, n + 5, NULL,
+                                       &m, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "nesting"));
+    free(deep);
+    deep = nested_struct_bytes(3, &n);
+    memcpy(both + sizeof bad_key, deep, n);
+    assert_int_equal(pb_unpack_checked(&google__protobuf__struct__descriptor, both,
+                                       sizeof bad_key + n, NULL, &m, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "google.protobuf.Struct: invalid UTF-8 in string field fields"));
+    free(deep);
+    free(both);
 
     /* with an arena too small for the message: the same clean failure */
     pb_arena *a = pb_arena_new(64, 64 + 64);
