@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "formats/text.h"
+
 static size_t digits(size_t v)
 {
     size_t n = 1;
@@ -24,9 +26,15 @@ int resp_append_command(rt_buf *out, int argc, const char *const *argv, const si
     size_t need = resp_command_size(argc, argvlen);
     if (rt_buf_reserve(out, need)) return -1;
     char *p = (char *)out->data + out->len;
-    p += sprintf(p, "*%d\r\n", argc);
+    *p++ = '*';
+    p += text_u64_dec(p, (uint64_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
     for (int i = 0; i < argc; i++) {
-        p += sprintf(p, "$%zu\r\n", argvlen[i]);
+        *p++ = '$';
+        p += text_u64_dec(p, argvlen[i]);
+        *p++ = '\r';
+        *p++ = '\n';
         if (argvlen[i]) memcpy(p, argv[i], argvlen[i]);
         p += argvlen[i];
         *p++ = '\r';

@@ -120,3 +120,38 @@ void text_lower(const char *src, size_t len, char *out, size_t *out_len)
     out[o] = 0;
     *out_len = o;
 }
+
+size_t text_u64_dec(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t text_i64_dec(char *out, int64_t v)
+{
+    if (v >= 0) return text_u64_dec(out, (uint64_t)v);
+    out[0] = '-';
+    /* the magnitude of INT64_MIN does not fit in int64_t: negate in unsigned arithmetic */
+    return 1 + text_u64_dec(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+size_t text_u64_hex(char *out, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* True when s contains a character that Java's Character.isUpperCase accepts (general category
  * Lu, or Other_Uppercase). Title-case letters (Lt, like U+01C5) are not upper case. Invalid
@@ -22,5 +23,15 @@ static inline size_t text_lower_cap(size_t len)
 {
     return len + len / 2 + 4;
 }
+
+/* Decimal digits of v into out (at least 21 bytes), NUL-terminated; returns their count. The
+ * same text as printf's "%" PRIu64 / PRId64 without the printf machinery (the counter writes
+ * several numbers per Redis command). */
+size_t text_u64_dec(char *out, uint64_t v);
+size_t text_i64_dec(char *out, int64_t v);
+
+/* Lower-case hex digits of v without leading zeros into out (at least 17 bytes),
+ * NUL-terminated; returns their count: printf's "%" PRIx64. */
+size_t text_u64_hex(char *out, uint64_t v);
 
 #endif

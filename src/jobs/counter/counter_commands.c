@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "formats/text.h"
 #include "jobs/counter/counter_records.h"
 #include "jobs/counter/counter_tables.h"
 #include "runtime/log.h"
@@ -420,7 +421,7 @@ static int ensure_started(rt_op *op, sink *s)
 
 static int put_dec(char *buf, int64_t v)
 {
-    return snprintf(buf, 24, "%" PRId64, v);
+    return (int)text_i64_dec(buf, v);
 }
 
 static int sink_process(rt_op *op, int input, const rt_record *rec)

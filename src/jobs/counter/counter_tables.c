@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "formats/java_text.h"
+#include "formats/text.h"
 
 const int ctable_metrics[CMETRIC_COUNT] = {
     32,  64,  96,  128, 160, 192, 224, 256, 288, 320,
@@ -94,8 +95,7 @@ int ctable_window(int size, int64_t unit_ms)
 static int put_dec(rt_buf *out, int64_t v)
 {
     char s[24];
-    int n = snprintf(s, sizeof s, "%" PRId64, v);
-    return rt_buf_append(out, s, (size_t)n);
+    return rt_buf_append(out, s, text_i64_dec(s, v));
 }
 
 int ctable_feature_ids(ctable_id t, rt_buf *out)
@@ -188,7 +188,7 @@ int ctable_key_decode(ctable_id t, const uint8_t *bytes, size_t len, ctable_key 
 
 size_t ctable_hash_hex(uint64_t h, char out[17])
 {
-    return (size_t)snprintf(out, 17, "%" PRIx64, h);
+    return text_u64_hex(out, h);
 }
 
 uint64_t ctable_query_hash(const char *q, size_t len)
