@@ -576,6 +576,14 @@ int pb_check_utf8(const ProtobufCMessage *m, char *err, size_t errlen)
 int pb_unpack_checked(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
                       ProtobufCAllocator *alloc, ProtobufCMessage **out, char *err, size_t errlen)
 {
+    return pb_unpack_checked_as(d, d, data, len, alloc, out, err, errlen);
+}
+
+int pb_unpack_checked_as(const ProtobufCMessageDescriptor *d,
+                         const ProtobufCMessageDescriptor *unpack_as, const uint8_t *data,
+                         size_t len, ProtobufCAllocator *alloc, ProtobufCMessage **out, char *err,
+                         size_t errlen)
+{
     char why[384];
     *out = NULL;
     /* One walk over the wire bytes checks the nesting and every string field's UTF-8 (what
@@ -601,7 +609,7 @@ int pb_unpack_checked(const ProtobufCMessageDescriptor *d, const uint8_t *data, 
         if (err && errlen) snprintf(err, errlen, "%s: %s", d->name, why);
         return -1;
     }
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, alloc, len, data);
+    ProtobufCMessage *m = protobuf_c_message_unpack(unpack_as, alloc, len, data);
     if (!m) {
         if (err && errlen)
             snprintf(err, errlen, "%s: protobuf-c could not decode %zu bytes", d->name, len);

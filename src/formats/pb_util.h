@@ -163,4 +163,11 @@ int pb_check_utf8(const ProtobufCMessage *m, char *err, size_t errlen);
 int pb_unpack_checked(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
                       ProtobufCAllocator *alloc, ProtobufCMessage **out, char *err, size_t errlen);
 
+/* pb_unpack_checked that checks the bytes against d (nesting, UTF-8) and unpacks them with
+ * unpack_as, a projection of d (pb_projection.h) filling the same C struct. */
+int pb_unpack_checked_as(const ProtobufCMessageDescriptor *d,
+                         const ProtobufCMessageDescriptor *unpack_as, const uint8_t *data,
+                         size_t len, ProtobufCAllocator *alloc, ProtobufCMessage **out, char *err,
+                         size_t errlen);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include <xxhash.h>
 
+#include "formats/pb_projection.h"
 #include "formats/pb_util.h"
 #include "jobs/avro_table.h"
 #include "jobs/job_flags.h"
@@ -26,6 +27,7 @@ int job_key_platform_id(uint64_t platform_id, const char *id, uint8_t *buf, size
 
 typedef struct decode_op {
     decode_op_config cfg;
+    pb_projection *proj; /* NULL: unpack every field */
     pb_arena *arena;
     rt_counter *dropped_end_at, *invalid;
     char err[512];
@@ -38,6 +40,9 @@ static int decode_open(rt_op *op)
         rt_op_counter(op, "numInvalidRecords", &d->invalid))
         return rt_op_fail(op, "out of memory");
     rt_op_set_port_name(op, 1, "invalid_record");
+    if (d->cfg.projection && !d->proj &&
+        pb_projection_new(d->cfg.desc, d->cfg.projection, &d->proj, d->err, sizeof d->err))
+        return rt_op_fail(op, "%s", d->err);
     return 0;
 }
 
@@ -77,13 +82,16 @@ static int decode_process(rt_op *op, int input, const rt_record *rec)
     }
     ProtobufCMessage *m;
     int rc;
-    if (pb_unpack_checked(d->cfg.desc, src->value, src->value_len, pb_arena_allocator(d->arena),
-                          &m, d->err, sizeof d->err)) {
+    if (pb_unpack_checked_as(d->cfg.desc,
+                             d->proj ? pb_projection_descriptor(d->proj) : d->cfg.desc,
+                             src->value, src->value_len, pb_arena_allocator(d->arena), &m, d->err,
+                             sizeof d->err)) {
         if (pb_arena_cap_hit(d->arena))
             snprintf(d->err, sizeof d->err, "%s needs more than the decode arena's %zu bytes",
                      d->cfg.desc->name, pb_arena_held(d->arena));
         rc = emit_invalid(op, src, d->err);
     } else {
+        if (d->proj) pb_projection_finish(d->proj, m);
         rt_record r = {.ts = src->ts, .type = d->cfg.rec_type, .data = m,
                        .key = src->key, .key_len = src->key_len};
         rc = rt_emit(op, 0, &r);
@@ -96,6 +104,7 @@ static void decode_close(rt_op *op)
 {
     decode_op *d = rt_op_self(op);
     pb_arena_free(d->arena);
+    pb_projection_free(d->proj);
     free(d);
 }
 

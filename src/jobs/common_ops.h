@@ -45,6 +45,10 @@ typedef struct decode_op_config {
     int rec_type;
     size_t max_record_bytes;
     int64_t end_at_ts;
+    /* Optional: the fields the job reads (formats/pb_projection.h paths, NULL-terminated;
+     * static storage). The bytes are still checked against desc in full, so the same records
+     * are invalid; only the named fields are unpacked, the others read as absent. */
+    const char *const *projection;
 } decode_op_config;
 
 int decode_op_add(rt_graph *g, const char *uid, const decode_op_config *cfg, rt_op **out);

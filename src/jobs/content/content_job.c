@@ -136,6 +136,22 @@ static int invalid_sink(build *b, rt_op **out)
                                b->task, out, b->err, b->errlen);
 }
 
+/* The fields the job reads (see decode_op_config.projection): of a LogRequest, what the split
+ * pushes down into views, impressions and actions, and those three; of a joined event, the ids,
+ * the content and position of its insertion, the platform ids joined_event_platform_id looks
+ * at, the timings of getLogTimestamp's order and whether it is an action. Everything else (the
+ * delivery logs, the joined event's view, request and insertion bodies) is checked but not
+ * unpacked: most of each record's bytes. */
+static const char *const log_request_fields[] = {
+    "platform_id", "user_info", "timing", "client_info", "device", "view", "impression", "action",
+    NULL};
+static const char *const joined_event_fields[] = {
+    "ids", "timing", "user.platform_id", "user.timing", "view.platform_id", "view.timing",
+    "request.platform_id", "request.timing", "response_insertion.platform_id",
+    "response_insertion.content_id", "response_insertion.position", "response_insertion.timing",
+    "api_execution_insertion.timing", "impression.platform_id", "impression.timing",
+    "action.platform_id", "action.timing", "session.timing", NULL};
+
 static int add_source(build *b, const char *topic, const ProtobufCMessageDescriptor *desc,
                       int rec_type, rt_op **out)
 {
@@ -147,7 +163,10 @@ static int add_source(build *b, const char *topic, const ProtobufCMessageDescrip
     }
     decode_op_config dc = {.desc = desc, .rec_type = rec_type,
                            .max_record_bytes = (size_t)b->c->maxRecordBytes,
-                           .end_at_ts = b->c->endAtTimestamp};
+                           .end_at_ts = b->c->endAtTimestamp,
+                           .projection = desc == &event__log_request__descriptor
+                                             ? log_request_fields
+                                             : joined_event_fields};
     if (decode_op_add(b->g, uid, &dc, out)) return fail(b, uid);
     rt_op *inv;
     if (invalid_sink(b, &inv)) return -1;
