@@ -351,10 +351,27 @@ static void depth_fail(depth_ctx *c, int depth, const char *what)
                  path[0] ? path : "(root)");
 }
 
+/* The field with number num: fields come in number order on the wire and in the descriptor
+ * (protobuf-c sorts them), so the last one found or the next is nearly always it. */
+static const ProtobufCFieldDescriptor *field_near(const ProtobufCMessageDescriptor *d,
+                                                  uint32_t num, unsigned *hint)
+{
+    unsigned h = *hint;
+    if (h < d->n_fields && d->fields[h].id == num) return &d->fields[h];
+    if (h + 1 < d->n_fields && d->fields[h + 1].id == num) {
+        *hint = h + 1;
+        return &d->fields[h + 1];
+    }
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
+    if (f) *hint = (unsigned)(f - d->fields);
+    return f;
+}
+
 static int depth_walk(depth_ctx *c, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                       size_t len, int depth)
 {
     size_t pos = 0;
+    unsigned hint = 0;
     while (pos < len) {
         uint64_t tag;
         if (read_varint(p, len, &pos, &tag) < 0) {
@@ -394,8 +411,7 @@ static int depth_walk(depth_ctx *c, const ProtobufCMessageDescriptor *d, const u
                 depth_fail(c, depth, "truncated length-delimited field");
                 return -1;
             }
-            const ProtobufCFieldDescriptor *f =
-                d ? protobuf_c_message_descriptor_get_field(d, num) : NULL;
+            const ProtobufCFieldDescriptor *f = d ? field_near(d, num, &hint) : NULL;
             if (c->utf8 && f && f->type == PROTOBUF_C_TYPE_STRING &&
                 !utf8_bytes_valid(p + pos, (size_t)v)) {
                 char path[256];
