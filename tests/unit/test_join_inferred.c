@@ -13,7 +13,8 @@ static const int64_t T0 = 1601596151000;
 /* ---------------------------------------------------------------- §7.11 J1 ---------- */
 
 /* view1@10; DL(req1,view1,[ins1,ins2])@20; DL(req2,view2,[ins3,ins4])@40; WM 50; view2@80,
- * view3@90; WM 100 -> ins1,ins2 (lt 20, ts 20), ins3,ins4 (lt 40, ts 80); empty by WM 200. */
+ * view3@90; WM 100 -> ins1,ins2 (lt 20, ts 20), ins3,ins4 (lt 40, ts 80); empty by WM 240
+ * (the reference: by WM 200; see docs/JOIN.md "Join maxima above zero"). */
 static void test_j1_explicit_view_id_joins_now_or_when_the_view_arrives(void **s)
 {
     join_instances_params p = params_711();
@@ -43,7 +44,14 @@ static void test_j1_explicit_view_id_joins_now_or_when_the_view_arrives(void **s
     for (int p2 = 1; p2 < INFERRED_JOIN_NPORTS; p2++)
         assert_int_equal(on_port(h, p2), 0);
     assert_int_equal(stats(h).lhs_buffered, 3);
+    /* a parent stays until lt + maxTime + maxOOO (the reference: lt + maxTime, "empty by WM
+     * 200"), so that a child waiting maxOOO can still choose it: view1 leaves at 160, view2 at
+     * 230, view3 at 240 */
     wm(h, 200);
+    assert_int_equal(stats(h).lhs_buffered, 2);
+    wm(h, 239);
+    assert_int_equal(stats(h).lhs_buffered, 1);
+    wm(h, 240);
     assert_empty(h);
     assert_int_equal(rt_timer_count(h->join), 0);
     stop(h);
@@ -369,15 +377,17 @@ static void test_content_filter_applies_inside_a_scope_shared_by_raw_id_string(v
     assert_string_equal(nth(h, OUT, 0)->impression, "A");
     stop(h);
 
-    /* after A's cleanup only B is left in that scope, and B is not a content match: the action
-     * finds nothing there */
+    /* after A's cleanup (at lt + maxTime + maxOOO = 160) only B is left in that scope, and B
+     * is not a content match: the action finds nothing there */
     h = start(J3, &p);
     lhs(h, 10, "imp=A content=c1");
     lhs(h, 100, "imp=B req=c1 content=c9");
-    wm(h, 120);
+    wm(h, 159);
+    assert_int_equal(stats(h).lhs_buffered, 2);
+    wm(h, 160);
     assert_int_equal(stats(h).lhs_buffered, 1);
-    rhs(h, 120, "act=a2 content=c1");
-    wm(h, 180);
+    rhs(h, 160, "act=a2 content=c1");
+    wm(h, 220);
     assert_int_equal(on_port(h, OUT), 0);
     assert_int_equal(on_port(h, DROPPED), 1);
     stop(h);
@@ -763,6 +773,123 @@ static void test_acceptance_15_late_delivery_log_goes_to_late_view_responseinser
     stop(h);
 }
 
+/* ---------------------------------------------------------------- join maxima ------- */
+
+/* Params with maxTime 100 for every join and the given maxOOO (a *JoinMax of that size). */
+static join_instances_params params_ooo(int64_t max_ooo)
+{
+    join_instances_params p = params_711();
+    p.view_insertion_join_max_ms = p.insertion_impression_join_max_ms =
+        p.impression_action_join_max_ms = max_ooo;
+    return p;
+}
+
+/* maxOOO 200 > maxTime 100: ins1@10, imp m1@20 of its request and content. The child waits until
+ * 220; the parent's own timer (110) comes first and must not take the parent away from a child
+ * that may still choose it, so m1 joins i1 at 220. The parent leaves at lt + maxTime + maxOOO. */
+static void test_child_waiting_longer_than_max_time_still_joins_its_earlier_parent(void **s)
+{
+    join_instances_params p = params_ooo(200);
+    harness *h = start(J2, &p);
+    lhs(h, 10, "ins=i1 req=r1 content=c1");
+    rhs(h, 20, "imp=m1 req=r1 content=c1");
+    wm(h, 300);
+    assert_int_equal(on_port(h, DROPPED), 0);
+    assert_int_equal(on_port(h, OUT), 1);
+    assert_string_equal(nth(h, OUT, 0)->impression, "m1");
+    assert_string_equal(nth(h, OUT, 0)->insertion, "i1");
+    assert_int_equal(nth(h, OUT, 0)->ts, 220);
+    assert_int_equal(stats(h).lhs_buffered, 1); /* horizon 10 + 100 + 200 = 310 */
+    wm(h, 310);
+    assert_empty(h);
+    assert_int_equal(rt_timer_count(h->join), 0);
+    stop(h);
+}
+
+/* The hot user of flat-output with P1D maxima, in small: an upstream join held back by maxOOO
+ * releases its inferred parents with ts = lt + maxOOO (here 1000), while the children keep
+ * ts = lt. At the end of input every timer fires in time order: the first child's timer (1020)
+ * must not clean up the parents the later children need (their lt is far below 1020 - 100). */
+static void test_end_of_input_joins_every_child_of_parents_released_late_upstream(void **s)
+{
+    join_instances_params p = params_ooo(1000);
+    harness *h = start(J2, &p);
+    lhs(h, 1010, "ins=i1 req=r1 content=c1 lt=10");
+    rhs(h, 20, "imp=m1 req=r1 content=c1");
+    lhs(h, 1300, "ins=i2 req=r2 content=c2 lt=300");
+    rhs(h, 310, "imp=m2 req=r2 content=c2");
+    lhs(h, 1600, "ins=i3 req=r3 content=c3 lt=600");
+    rhs(h, 650, "imp=m3 content=c3");
+    assert_int_equal(rt_graph_finish(h->g), 0);
+    assert_int_equal(on_port(h, DROPPED), 0);
+    assert_int_equal(on_port(h, OUT), 3);
+    const char *imp[] = {"m1", "m2", "m3"}, *ins[] = {"i1", "i2", "i3"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(nth(h, OUT, i)->impression, imp[i]);
+        assert_string_equal(nth(h, OUT, i)->insertion, ins[i]);
+    }
+    assert_empty(h);
+    stop(h);
+}
+
+typedef struct join_pairs {
+    char imp[256][IDN], ins[256][IDN];
+    size_t n;
+} join_pairs;
+
+/* One user's run of insertions (10 contents, one request per 5) and impressions without ids,
+ * some before and some after their insertion, all in ts order, drained at the end; the joined
+ * impression -> insertion pairs into *out. Deterministic (a fixed LCG). */
+static void run_maxima(int64_t max_ooo, join_pairs *out)
+{
+    join_instances_params p = params_ooo(max_ooo);
+    harness *h = start(J2, &p);
+    uint32_t x = 12345;
+    int64_t t = 1000;
+    char spec[96];
+    for (int i = 0; i < 120; i++) {
+        x = x * 1103515245u + 12345u;
+        t += (x >> 16) % 40;
+        if ((x >> 8) % 3) {
+            snprintf(spec, sizeof spec, "ins=i%d req=r%d content=c%u", i, i / 5, (x >> 4) % 10);
+            lhs(h, t, spec);
+        } else {
+            snprintf(spec, sizeof spec, "imp=m%d content=c%u", i, (x >> 12) % 10);
+            rhs(h, t, spec);
+        }
+    }
+    assert_int_equal(rt_graph_finish(h->g), 0);
+    out->n = 0;
+    for (size_t i = 0; i < on_port(h, OUT) && out->n < 256; i++, out->n++) {
+        snprintf(out->imp[out->n], IDN, "%s", nth(h, OUT, i)->impression);
+        snprintf(out->ins[out->n], IDN, "%s", nth(h, OUT, i)->insertion);
+    }
+    assert_empty(h);
+    stop(h);
+}
+
+/* A larger join maximum only widens the window a child may choose from, so every child joined
+ * with a smaller one is joined with a larger one too (possibly to a nearer parent later on);
+ * with maxOOO far above maxTime as with P1D. */
+static void test_larger_join_max_never_loses_a_join_a_smaller_one_finds(void **s)
+{
+    static join_pairs small, large;
+    const int64_t larger[] = {50, 100, 250, 100000};
+    run_maxima(0, &small);
+    assert_true(small.n >= 10); /* the input does join */
+    for (size_t k = 0; k < sizeof larger / sizeof larger[0]; k++) {
+        run_maxima(larger[k], &large);
+        for (size_t i = 0; i < small.n; i++) {
+            size_t j = 0;
+            while (j < large.n && strcmp(large.imp[j], small.imp[i]))
+                j++;
+            if (j == large.n)
+                fail_msg("maxOOO %lld loses %s (joined %s with maxOOO 0)", (long long)larger[k],
+                         small.imp[i], small.ins[i]);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- snapshot ---------- */
 
 typedef struct step {
@@ -954,6 +1081,9 @@ int main(void)
         cmocka_unit_test(test_acceptance_11_inferred_action_by_content_within_a_day),
         cmocka_unit_test(test_acceptance_12_cart_split_actions_join_their_own_impressions),
         cmocka_unit_test(test_acceptance_15_late_delivery_log_goes_to_late_view_responseinsertions),
+        cmocka_unit_test(test_child_waiting_longer_than_max_time_still_joins_its_earlier_parent),
+        cmocka_unit_test(test_end_of_input_joins_every_child_of_parents_released_late_upstream),
+        cmocka_unit_test(test_larger_join_max_never_loses_a_join_a_smaller_one_finds),
         cmocka_unit_test(test_snapshot_restore_continues_exactly),
         cmocka_unit_test(test_restore_rejects_every_truncation_of_its_state),
     };

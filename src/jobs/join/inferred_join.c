@@ -1927,6 +1927,18 @@ static int64_t infer_parent(ij *o, uint32_t u, const void *rhs, int64_t r, const
 
 /* ============================== process ============================== */
 
+/* How long after its lt a parent stays: the reference's maxTime * mult, plus maxOOO. A child
+ * without a foreign key chooses its parent only at ts + maxOOO, among parents down to
+ * lt - maxTime; the reference drops parents at T - maxTime * mult at every timer T of the key,
+ * so with maxOOO > 0 the parents a waiting child may still choose are gone before its timer
+ * fires (with maxOOO >= maxTime all of its earlier ones), and a larger *JoinMax loses the joins
+ * a smaller one finds. Keeping every parent maxOOO longer closes that gap; with the default
+ * maxOOO 0 it is the reference's horizon. docs/JOIN.md "Join maxima above zero". */
+static int64_t lhs_keep(const ij *o)
+{
+    return wadd(wmul(o->cfg.max_time_ms, o->cfg.mult), o->cfg.max_ooo_ms);
+}
+
 static int process_lhs(ij *o, const rt_record *rec)
 {
     const void *lhs = rec->data;
@@ -1994,7 +2006,7 @@ static int process_lhs(ij *o, const rt_record *rec)
     }
     int64_t t = wadd(rec->ts, o->cfg.max_time_ms);
     if (rt_timer_register(o->op, t, key, klen)) return -1;
-    int64_t horizon = wadd(lt, wmul(o->cfg.max_time_ms, o->cfg.mult));
+    int64_t horizon = wadd(lt, lhs_keep(o));
     if (horizon > t && rt_timer_register(o->op, horizon, key, klen)) return -1;
     return 0;
 }
@@ -2127,7 +2139,14 @@ static int fire(ij *o, int64_t T, const uint8_t *key, size_t klen)
         if (rc) return rc;
     }
     /* 2. parents past their horizon */
-    if (lhs_cleanup(o, u, key, klen, wsub(T, wmul(o->cfg.max_time_ms, o->cfg.mult)))) return -1;
+    if (lhs_cleanup(o, u, key, klen, wsub(T, lhs_keep(o)))) return -1;
+    /* A parent restored from a checkpoint written before the horizon included maxOOO has no
+     * timer at its horizon: give the oldest one a timer there (a duplicate (key, time) is a
+     * no-op), so none outlives it. */
+    if (USER(o, u).lh_n) {
+        int64_t next = wadd(elt(o, lheap_top(&USER(o, u))), lhs_keep(o));
+        if (next > T && rt_timer_register(o->op, next, key, klen)) return -1;
+    }
     /* 3. children whose named parent never came */
     for (uint32_t i = 0; i < o->v_ooid.n; i++) {
         uint32_t ri = o->v_ooid.a[i];

@@ -41,11 +41,13 @@
  * must drop some of them: then O(scope).
  *
  * Deliberate differences from the reference (docs/JOIN.md lists them): side outputs replace the
- * silent drops and the log_timestamp-0 exception; a parent whose cleanup horizon
- * (lt + maxTime * mult) lies after its own timer (ts + maxTime) gets an extra timer there, and a
- * waiting child likewise (lt + maxOOO * mult), so no state outlives its horizon (the reference
- * leaks it when mult > 1); outputs of one timer firing are emitted in (timer, arrival) order of
- * the children. */
+ * silent drops and the log_timestamp-0 exception; a parent stays until lt + maxTime * mult +
+ * maxOOO (the reference: lt + maxTime * mult, which with maxOOO > 0 takes parents away from the
+ * children still waiting maxOOO to choose, so that a larger join maximum lost joins a smaller
+ * one found: docs/JOIN.md "Join maxima above zero"); a parent whose cleanup horizon lies after
+ * its own timer (ts + maxTime) gets an extra timer there, and a waiting child likewise
+ * (lt + maxOOO * mult), so no state outlives its horizon (the reference leaks it when mult > 1);
+ * outputs of one timer firing are emitted in (timer, arrival) order of the children. */
 #ifndef LOGPROC_INFERRED_JOIN_H
 #define LOGPROC_INFERRED_JOIN_H
 
