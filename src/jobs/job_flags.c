@@ -14,9 +14,10 @@ static const flag_def common_defs[] = {
      "job label: live (or empty) for the production job, anything else prefixes the job name, "
      "consumer group, output topics and paths", 0},
     {"maxParallelism", NULL, FLAG_INT, NULL, O(maxParallelism),
-     "Flink's key-group count; defaults to --parallelism", FLAG_IGNORED},
+     "key shards per --source file of raw-output and flat-output when the files are fewer "
+     "(Flink's key groups; kept by the checkpoint store); defaults to --parallelism", 0},
     {"parallelism", "rawJobParallelism,joinJobParallelism", FLAG_INT, "1", O(parallelism),
-     "worker threads; each runs whole tasks (one input partition each)", 0},
+     "worker threads; each runs whole tasks (a Kafka partition, or a key shard of a file)", 0},
     {"defaultSinkParallelism", NULL, FLAG_INT, "1", O(defaultSinkParallelism),
      "sinks run inside their task", FLAG_IGNORED},
     {"defaultSinkParallelismMultiplier", NULL, FLAG_STRING, NULL,
@@ -132,7 +133,9 @@ static const flag_def common_defs[] = {
      "default $TMPDIR/logproc-staging", 0},
     /* logproc's own */
     {"source", "input", FLAG_LIST, NULL, O(source),
-     "input record file (repeatable; one task each) instead of Kafka", 0},
+     "input instead of Kafka (repeatable; one task each): a record file, or raw-output's Avro "
+     "tables (a directory or s3:// prefix: an output root, a table or a partition) to backfill "
+     "from", 0},
     {"maxRecordBytes", NULL, FLAG_INT, "1048576", O(maxRecordBytes),
      "largest record accepted; bigger ones go to invalid_record", 0},
     {"memoryLimit", NULL, FLAG_INT, "0", O(memoryLimit),
@@ -287,6 +290,11 @@ int job_flags_check(job_common_opts *o, char *err, size_t errlen)
     if (o->parallelism < 1 || o->parallelism > 1024) {
         snprintf(err, errlen, "flag --parallelism=%lld: must be between 1 and 1024",
                  (long long)o->parallelism);
+        return -1;
+    }
+    if (o->maxParallelism < 0 || o->maxParallelism > 1024) {
+        snprintf(err, errlen, "flag --maxParallelism=%lld: must be between 1 and 1024",
+                 (long long)o->maxParallelism);
         return -1;
     }
     if (o->memoryLimit < 0) {

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "connectors/avro_source.h"
 #include "connectors/kafka.h"
 #include "formats/record_file.h"
 #include "jobs/common_ops.h"
@@ -27,6 +28,7 @@
 #include "ops/http.h"
 #include "ops/status.h"
 #include "runtime/log.h"
+#include "runtime/htab.h"
 #include "runtime/mem.h"
 #include "runtime/metrics.h"
 #include "runtime/pool.h"
@@ -43,8 +45,22 @@
 typedef struct file_source {
     rt_source src;
     recfile_reader *r;
+    avsrc *av; /* instead of r: Avro tables (backfill, open_input) */
     int64_t (*assign_ts)(const uint8_t *value, size_t len, int64_t record_ts);
+    /* Key shard this source reads (--maxParallelism above 1 with fewer files than shards): a
+     * record belongs to shard rt_hash_bytes(key) % nshards, as a Kafka partitioner would place
+     * it; bad spans (no key) go to shard 0. Every shard maps the whole file and skips the frames
+     * of the others, which costs only their framing (no decode). */
+    uint32_t shard, nshards;
 } file_source;
+
+/* The key shard of a record: the same for every run and platform (the checkpoint store keeps
+ * the shard count: see check_file_shards). */
+static uint32_t key_shard(const uint8_t *key, size_t len, uint32_t nshards)
+{
+    if (nshards <= 1) return 0;
+    return (uint32_t)(rt_hash_bytes(key, len) % nshards);
+}
 
 static int file_next(rt_source *src, rt_source_record *out, char *err, size_t errlen)
 {
@@ -52,7 +68,12 @@ static int file_next(rt_source *src, rt_source_record *out, char *err, size_t er
     file_source *fs = src->self;
     recfile_record rec;
     recfile_bad bad;
-    switch (recfile_next(fs->r, &rec, &bad)) {
+    int r;
+    do {
+        r = recfile_next(fs->r, &rec, &bad);
+    } while ((r == 1 && key_shard(rec.key, rec.key_len, fs->nshards) != fs->shard) ||
+             (r == 2 && fs->shard != 0));
+    switch (r) {
     case 1:
         out->ts = rec.ts_ms;
         out->offset = (int64_t)rec.offset;
@@ -88,10 +109,12 @@ static int64_t file_position(const rt_source *src)
 /* Opens path as a finite record-file source. Returns 0 or -1 with err naming the flag. */
 static int file_source_open(file_source *fs, const char *flag, const char *path,
                             const job_common_opts *c,
-                            int64_t (*assign_ts)(const uint8_t *, size_t, int64_t), char *err,
-                            size_t errlen)
+                            int64_t (*assign_ts)(const uint8_t *, size_t, int64_t),
+                            uint32_t shard, uint32_t nshards, char *err, size_t errlen)
 {
     memset(fs, 0, sizeof *fs);
+    fs->shard = shard;
+    fs->nshards = nshards ? nshards : 1;
     char why[900];
     if (recfile_reader_open(path, (size_t)c->maxRecordBytes, &fs->r, why, sizeof why)) {
         snprintf(err, errlen, "--%s %s: %s", flag, path, why);
@@ -405,9 +428,11 @@ struct driver {
     objstore_config oscfg;
     int two;
     job_input in2;
-    /* file mode */
+    /* file mode: files[s * ninputs + k] reads input k (the --source files, then the second
+     * input's) for key shard s; nfiles = ninputs * nshards */
     file_source *files;
-    size_t nfiles;
+    size_t nfiles, ninputs;
+    uint32_t nshards;
     /* Kafka mode */
     int kafka;
     kafka_consumer *kc;
@@ -453,6 +478,89 @@ struct driver {
     int failed;
     char err[2048];
 };
+
+/* ---- inputs: a record file, or Avro tables (backfill) ---- */
+
+static int table_next(rt_source *src, rt_source_record *out, char *err, size_t errlen)
+{
+    file_source *fs = src->self;
+    rt_source *a = avsrc_source(fs->av);
+    int r = a->next(a, out, err, errlen);
+    src->name = a->name; /* a bad span is named by its part file */
+    if (r == RT_SOURCE_RECORD && fs->assign_ts)
+        out->ts = fs->assign_ts(out->value, out->value_len, out->ts);
+    return r;
+}
+
+static int64_t table_position(const rt_source *src)
+{
+    const file_source *fs = src->self;
+    const rt_source *a = avsrc_source(fs->av);
+    return a->position(a);
+}
+
+/* The table a job reads from an input flag: the counter's --source and content-metrics'
+ * --joinedEventSource are joined events, --logUserUserSource the LogUserUser table, every
+ * other --source the LogRequest table. */
+static avsrc_kind table_kind(const driver *d, const char *flag)
+{
+    if (!strcmp(flag, "joinedEventSource")) return AVSRC_JOINED_EVENT;
+    if (!strcmp(flag, "logUserUserSource")) return AVSRC_LOG_USER_USER;
+    if (!strcmp(flag, "source") && !strcmp(d->def->name, "counter")) return AVSRC_JOINED_EVENT;
+    return AVSRC_LOG_REQUEST;
+}
+
+/* Opens one input of a file-mode run: a directory or s3:// prefix is replayed from its Avro
+ * tables (connectors/avro_source.h), anything else is a record file. Returns 0 or -1 with err. */
+static int open_input(driver *d, file_source *fs, const char *flag, const char *path,
+                      int64_t (*assign_ts)(const uint8_t *, size_t, int64_t), uint32_t shard,
+                      uint32_t nshards, char *err, size_t errlen)
+{
+    if (!avsrc_spec_is_tables(path))
+        return file_source_open(fs, flag, path, d->c, assign_ts, shard, nshards, err, errlen);
+    memset(fs, 0, sizeof *fs);
+    avsrc_config ac = {
+        .spec = path, .flag = flag, .kind = table_kind(d, flag), .s3 = &d->oscfg,
+        .max_record_bytes = (size_t)d->c->maxRecordBytes, .shard = shard, .nshards = nshards,
+    };
+    if (avsrc_open(&ac, &fs->av, err, errlen)) return -1;
+    fs->src = *avsrc_source(fs->av);
+    fs->src.self = fs;
+    fs->src.next = table_next;
+    fs->src.position = table_position;
+    fs->assign_ts = assign_ts;
+    log_info(d->def->name, "backfill input=%s flag=%s parts=%zu bytes=%llu shard=%u/%u", path,
+             flag, avsrc_parts(fs->av), (unsigned long long)avsrc_total_bytes(fs->av), shard,
+             nshards ? nshards : 1);
+    return 0;
+}
+
+/* Bytes of an input (the progress line's total). */
+static uint64_t input_size(const file_source *fs)
+{
+    return fs->av ? avsrc_total_bytes(fs->av) : fs->r ? recfile_reader_size(fs->r) : 0;
+}
+
+/* Continues an input at a checkpoint's next offset (a record file's byte offset, or an Avro
+ * source's position figure). Returns 0 or -1. For build_file_tasks' restore. */
+static int input_seek(file_source *fs, int64_t offset)
+{
+    char err[1024];
+    if (fs->av) {
+        if (avsrc_seek(fs->av, offset, err, sizeof err) == 0) return 0;
+        log_error("backfill", "%s", err);
+        return -1;
+    }
+    return recfile_reader_seek(fs->r, (uint64_t)offset);
+}
+
+static void input_close(file_source *fs)
+{
+    recfile_reader_close(fs->r);
+    avsrc_free(fs->av);
+    fs->r = NULL;
+    fs->av = NULL;
+}
 
 static int dfail(driver *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int dfail(driver *d, const char *fmt, ...)
@@ -687,17 +795,20 @@ static void stop_pool(driver *d, int drain)
 static int build_file_tasks(driver *d)
 {
     job_common_opts *c = d->c;
-    size_t ntasks = d->two ? 1 : c->source.n;
+    size_t ntasks = d->two ? 1 : c->source.n * d->nshards;
     for (size_t i = 0; i < ntasks; i++) {
-        char label[24];
-        snprintf(label, sizeof label, "%zu", i);
+        /* task i reads file i % n, key shard i / n; one shard keeps the plain file index */
+        char label[48];
+        size_t file = d->two ? 0 : i % c->source.n, shard = d->two ? 0 : i / c->source.n;
+        if (d->nshards > 1) snprintf(label, sizeof label, "%zus%zu", file, shard);
+        else snprintf(label, sizeof label, "%zu", i);
         tinput in[MAX_TASKS];
         size_t nin = 0;
         if (d->two) {
             for (size_t k = 0; k < d->nfiles; k++)
                 in[nin++] = (tinput){&d->files[k].src, k >= c->source.n};
         } else {
-            in[nin++] = (tinput){&d->files[i].src, 0};
+            in[nin++] = (tinput){&d->files[shard * d->ninputs + file].src, 0};
         }
         jckpt_ctx *ck;
         jckpt_loaded l;
@@ -723,7 +834,7 @@ static int build_file_tasks(driver *d)
                              "task %s: the checkpoint read %s as input %zu, this run reads %s",
                              label, pos[k].name, k, in[k].src->name);
                 if (pos[k].next_offset >= 0 &&
-                    recfile_reader_seek(fs->r, (uint64_t)pos[k].next_offset)) {
+                    input_seek(fs, pos[k].next_offset)) {
                     jckpt_loaded_free(&l);
                     jckpt_ctx_free(ck);
                     return dfail(d, "task %s: cannot seek %s to offset %" PRId64, label,
@@ -1483,6 +1594,78 @@ static int drive(driver *d)
 /* The run id lives in the checkpoint store from the first start on (`_run_id`), so a process
  * killed before its first checkpoint restarts under the same id: its replayed outputs get the
  * same part names and Kafka record ids as the ones it wrote before. */
+/* Key shards per input file. A file-mode job whose state is keyed by the users of its input
+ * (raw-output, flat-output: not one_task, one input) splits each file into --maxParallelism
+ * (default --parallelism) shards by key hash when it has fewer files than that, so N threads
+ * have N tasks to run, as N Kafka partitions would give. */
+static uint32_t file_shards(const driver *d)
+{
+    const job_common_opts *c = d->c;
+    if (d->kafka || d->two || d->def->one_task) return 1;
+    int64_t want = c->maxParallelism > 0 ? c->maxParallelism : c->parallelism;
+    if (want <= 1 || (int64_t)c->source.n >= want) return 1;
+    return (uint32_t)want;
+}
+
+/* Opens every input file once per key shard (see file_source). */
+static int open_file_sources(driver *d, char *err, size_t errlen)
+{
+    const job_common_opts *c = d->c;
+    for (uint32_t s = 0; s < d->nshards; s++) {
+        for (size_t k = 0; k < d->ninputs; k++) {
+            int first = k < c->source.n;
+            const char *path = first ? c->source.items[k] : d->in2.files->items[k - c->source.n];
+            if (open_input(d, &d->files[d->nfiles], first ? "source" : d->in2.flag, path,
+                           first ? NULL : d->in2.assign_ts, s, d->nshards, err, errlen))
+                return -1;
+            d->nfiles++;
+        }
+    }
+    return 0;
+}
+
+/* A file-mode checkpoint store belongs to one shard count: tasks are named by it, so a restore
+ * with another count would find none of its tasks' checkpoints and read everything again. The
+ * count is kept beside the run id; a different one is an error (Flink's rule for a changed
+ * maximum parallelism). */
+static int check_file_shards(driver *d, char *err, size_t errlen)
+{
+    objstore *os;
+    char why[1024];
+    if (objstore_open(d->ckstore, &d->oscfg, &os, why, sizeof why)) {
+        snprintf(err, errlen, "checkpoint store %.1000s: %.900s", d->ckstore, why);
+        return -1;
+    }
+    rt_buf b;
+    rt_buf_init(&b, 16);
+    char want[16];
+    int n = snprintf(want, sizeof want, "%u", (unsigned)d->nshards);
+    int rc = 0;
+    int r = objstore_get(os, "_file_shards", &b, why, sizeof why);
+    if (r == 0) {
+        if (b.len != (size_t)n || memcmp(b.data, want, (size_t)n)) {
+            snprintf(err, errlen,
+                     "checkpoint store %.1000s holds tasks of %.*s key shards per input file; "
+                     "this run has %s (--maxParallelism, default --parallelism, when the files "
+                     "are fewer): run with --maxParallelism=%.*s or another --checkpointDir",
+                     d->ckstore, (int)(b.len < 12 ? b.len : 12), (const char *)b.data, want,
+                     (int)(b.len < 12 ? b.len : 12), (const char *)b.data);
+            rc = -1;
+        }
+    } else if (r == 1) {
+        if (objstore_put(os, "_file_shards", want, (size_t)n, why, sizeof why)) {
+            snprintf(err, errlen, "checkpoint store %.1000s: shard count: %.900s", d->ckstore, why);
+            rc = -1;
+        }
+    } else {
+        snprintf(err, errlen, "checkpoint store %.1000s: shard count: %.900s", d->ckstore, why);
+        rc = -1;
+    }
+    rt_buf_free(&b);
+    objstore_free(os);
+    return rc;
+}
+
 static int keep_run_id(driver *d, char *err, size_t errlen)
 {
     objstore *os;
@@ -1570,9 +1753,12 @@ int job_run_main(const job_def *def, int argc, char **argv)
     d->kafka = c->source.n == 0;
     d->two = def->second_input && def->second_input(c, d->jopts, &d->in2) == 1;
     size_t nfiles = d->kafka ? 0 : c->source.n + (d->two ? d->in2.files->n : 0);
-    if (nfiles > MAX_TASKS) {
-        fprintf(stderr, "logproc run %s: %zu inputs, over the limit of %d %s\n", def->name, nfiles,
-                MAX_TASKS, d->two ? "files per task" : "tasks");
+    d->ninputs = nfiles;
+    d->nshards = file_shards(d);
+    if (nfiles * d->nshards > MAX_TASKS) {
+        fprintf(stderr, "logproc run %s: %zu inputs%s, over the limit of %d %s\n", def->name,
+                nfiles * d->nshards, d->nshards > 1 ? " times key shards" : "", MAX_TASKS,
+                d->two ? "files per task" : "tasks");
         goto out;
     }
     /* checkpoints: always with Kafka input; with files when a store or savepoint is named. A job
@@ -1610,21 +1796,19 @@ int job_run_main(const job_def *def, int argc, char **argv)
             fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
         }
-    }
-    if (rt_metrics_new(&d->metrics) || rt_mem_new(c->memoryLimit, &d->mem) ||
-        (nfiles && !(d->files = calloc(nfiles, sizeof *d->files)))) {
-        fprintf(stderr, "logproc run %s: out of memory\n", def->name);
-        goto out;
-    }
-    for (; d->nfiles < nfiles; d->nfiles++) {
-        int first = d->nfiles < c->source.n;
-        const char *path = first ? c->source.items[d->nfiles]
-                                 : d->in2.files->items[d->nfiles - c->source.n];
-        if (file_source_open(&d->files[d->nfiles], first ? "source" : d->in2.flag, path, c,
-                             first ? NULL : d->in2.assign_ts, err, sizeof err)) {
+        if (!d->kafka && !c->fromSavepoint && check_file_shards(d, err, sizeof err)) {
             fprintf(stderr, "logproc run %s: %s\n", def->name, err);
             goto out;
         }
+    }
+    if (rt_metrics_new(&d->metrics) || rt_mem_new(c->memoryLimit, &d->mem) ||
+        (nfiles && !(d->files = calloc(nfiles * d->nshards, sizeof *d->files)))) {
+        fprintf(stderr, "logproc run %s: out of memory\n", def->name);
+        goto out;
+    }
+    if (open_file_sources(d, err, sizeof err)) {
+        fprintf(stderr, "logproc run %s: %s\n", def->name, err);
+        goto out;
     }
     {
         char dir[4096], name[300];
@@ -1672,7 +1856,7 @@ int job_run_main(const job_def *def, int argc, char **argv)
     mem_gauges(&d->sm);
     d->sm.log_every_ms = c->metricsLogInterval;
     d->sm.progress_every_ms = c->progressInterval;
-    for (size_t i = 0; i < d->nfiles; i++) d->sm.input_bytes += recfile_reader_size(d->files[i].r);
+    for (size_t i = 0; i < d->nfiles; i++) d->sm.input_bytes += input_size(&d->files[i]);
     if (d->http || c->metricsLogInterval > 0 || c->progressInterval > 0)
         sm_started = !pthread_create(&sm_thread, NULL, sampler_main, &d->sm);
     if (d->kafka ? open_kafka(d) : (build_file_tasks(d) || start_pool(d))) {
@@ -1716,7 +1900,7 @@ out:
     kafka_consumer_free(d->kc);
     free(d->assigned);
     jckpt_savepoint_free(d->sp);
-    for (size_t i = 0; i < d->nfiles; i++) recfile_reader_close(d->files[i].r);
+    for (size_t i = 0; i < d->nfiles; i++) input_close(&d->files[i]);
     free(d->files);
     jctl_close(d->ctl);
     rt_mem_free(d->mem);

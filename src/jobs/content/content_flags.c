@@ -66,7 +66,8 @@ static const flag_def content_defs[] = {
     /* logproc */
     {"joinedEventSource", NULL, FLAG_LIST, NULL, C(joinedEventSource),
      "record file of the joined-event topic (repeatable; flat-output writes them under "
-     "<root>/kafka/<topic>/); read in the same task as every --source", 0},
+     "<root>/kafka/<topic>/), or flat-output's etl/joined_impression and etl/joined_action "
+     "tables (a directory or s3:// prefix); read in the same task as every --source", 0},
     {"doubleCountCartActions", NULL, FLAG_BOOL, NULL, C(doubleCountCartActions),
      "count an action with a cart for its own content id as well as per cart row (the reference)",
      0},

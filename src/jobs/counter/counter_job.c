@@ -148,7 +148,8 @@ static const flag_def counter_defs[] = {
      "(names its source operator)",
      0},
     {"logUserUserSource", NULL, FLAG_LIST, NULL, C(logUserUserSource),
-     "record file of LogUserUser Avro datums (repeatable): the user tables' input; without it "
+     "record file of LogUserUser Avro datums, or raw-output's raw/log-user-user tables "
+     "(repeatable): the user tables' input; without it "
      "they get no counts",
      0},
     {"maxJoinedEventOutOfOrderness", NULL, FLAG_DURATION, "PT1S", C(maxJoinedEventOutOfOrderness),
