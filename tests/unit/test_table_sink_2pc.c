@@ -281,7 +281,7 @@ static void test_restore_after_publish_is_idempotent(void **unused)
     ok(table_sink_publish(a, err, sizeof err), "publish", err);
     table_sink_free(a);
     char before[2][64];
-    for (int i = 0; i < 2; i++) snprintf(before[i], sizeof before[i], "%s", slurp(p.final[i]));
+    for (int i = 0; i < 2; i++) snprintf(before[i], sizeof before[i], "%.63s", slurp(p.final[i]));
 
     /* restored twice, as a crash loop would: both succeed and change nothing */
     for (int round = 0; round < 2; round++) {
