@@ -14,3 +14,5 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 /usr/bin/python3 "$here/run_duckdb.py"
 # Kafka: kcat vs flat-output Kafka->Kafka on a private kafka-local cluster, and checkpoint cost
 /usr/bin/python3 "$here/run_kafka.py"
+# event -> Kafka output latency of flat-output live at 5K/20K/50K child records/s
+/usr/bin/python3 "$here/run_latency.py"
