@@ -7,6 +7,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 /usr/bin/python3 "$here/run.py" "$@"
 # --parallelism 1 against 2 on the same inputs, and the one-day backfill estimate
 /usr/bin/python3 "$here/run_scaling.py"
+# a >50M-row raw-output backfill on 2 threads (record file, then the archive's Avro tables)
+/usr/bin/python3 "$here/run_day.py"
 # counter (real redis-server on loopback) and content-metrics
 /usr/bin/python3 "$here/run_metrics_jobs.py"
 # content-metrics' daily aggregation against DuckDB (npm @duckdb/node-api, scripts/deps.sh bench)
