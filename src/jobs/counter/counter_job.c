@@ -358,6 +358,20 @@ static int at_open(rt_op *op)
     return rt_op_counter(op, "numQueryTooLong", &a->too_long);
 }
 
+/* The joined-event fields the counter reads (decode_op_config.projection): counter_fields.c's
+ * ids, platform ids, user infos, timings, content ids, action type and cart quantity, the
+ * request's query and user agent, and the two messages stream U's reduced copy keeps whole (user,
+ * response_insertion). The view, request and insertion bodies it never reads are checked, not
+ * unpacked. A field read here but missing from this list reads as absent: keep them in step. */
+static const char *const joined_event_fields[] = {
+    "ids", "timing", "user", "response_insertion", "view.platform_id", "view.user_info",
+    "view.timing", "request.platform_id", "request.user_info", "request.timing",
+    "request.search_query", "request.device.browser.user_agent", "impression.platform_id",
+    "impression.user_info", "impression.timing", "impression.content_id", "action.platform_id",
+    "action.user_info", "action.timing", "action.content_id", "action.action_type",
+    "action.custom_action_type", "action.single_cart_content", "api_execution_insertion.timing",
+    "api_execution_insertion.content_id", "session.timing", NULL};
+
 static int at_process(rt_op *op, int input, const rt_record *rec)
 {
     assign_ts *a = rt_op_self(op);
@@ -593,6 +607,7 @@ static int counter_build(rt_graph *g, const job_common_opts *c, const void *opts
         .rec_type = REC_COUNTER_JOINED_EVENT,
         .max_record_bytes = (size_t)c->maxRecordBytes,
         .end_at_ts = c->endAtTimestamp,
+        .projection = joined_event_fields,
     };
     rt_op *decode, *decode_luu, *assign, *commands, *gate = NULL, *top, *join, *op, *last;
     if (decode_op_add(g, uid, &dc, &decode)) return fail(&b, "adding the source");
