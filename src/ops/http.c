@@ -34,19 +34,64 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
     return rc;
 }
 
-/* Collects the query arguments into "k=v&k=v", bounded. */
+/* The query arguments joined as "k=v&k=v", within HTTP_MAX_BODY bytes. Once an append fails
+ * the query is over the limit and stays so: skipping that piece and going on with shorter ones
+ * would hand the handler arguments with their values or keys left out. */
+typedef struct query_buf {
+    rt_buf b;
+    int over;
+} query_buf;
+
+static void query_add(query_buf *q, const char *key, const char *value)
+{
+    if (q->over) return;
+    if ((q->b.len && rt_buf_append(&q->b, "&", 1)) || rt_buf_append(&q->b, key, strlen(key)) ||
+        (value && (rt_buf_append(&q->b, "=", 1) || rt_buf_append(&q->b, value, strlen(value)))))
+        q->over = 1;
+}
+
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value)
 {
     (void)kind;
-    rt_buf *q = cls;
-    if (q->len) rt_buf_append(q, "&", 1);
-    rt_buf_append(q, key, strlen(key));
-    if (value) {
-        rt_buf_append(q, "=", 1);
-        rt_buf_append(q, value, strlen(value));
-    }
+    query_add(cls, key, value);
     return MHD_YES;
+}
+
+/* One upload piece of a request's body: kept while the body stays within HTTP_MAX_BODY. */
+static void body_add(conn_body *b, const char *upload, size_t n)
+{
+    if (b->len + n > HTTP_MAX_BODY)
+        b->too_big = 1;
+    else
+        memcpy(b->buf + b->len, upload, n), b->len += n;
+}
+
+/* The answer to a complete request (body collected, query arguments in q without their NUL):
+ * 413, 405, or the handler's. resp->body is initialised here; content_type is never NULL. */
+static void answer(http_handler h, void *arg, const char *method, const char *url, query_buf *q,
+                   conn_body *b, http_response *resp)
+{
+    static const char big[] = "{\"errors\":[\"request body over 65536 bytes\"]}\n";
+    static const char bad[] = "{\"errors\":[\"method not allowed\"]}\n";
+    resp->status = 200;
+    resp->content_type = NULL;
+    rt_buf_init(&resp->body, HTTP_MAX_RESPONSE);
+    if (b->too_big || (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST") &&
+                       strcmp(method, "PUT") && strcmp(method, "PATCH"))) {
+        resp->status = b->too_big ? 413 : 405;
+        resp->content_type = "application/json";
+        if (b->too_big)
+            rt_buf_append(&resp->body, big, sizeof big - 1);
+        else
+            rt_buf_append(&resp->body, bad, sizeof bad - 1);
+        return;
+    }
+    b->buf[b->len] = 0;
+    /* a query over the limit (or without room for its NUL) reaches the handler empty */
+    int whole = !q->over && rt_buf_append(&q->b, "", 1) == 0;
+    h(arg, method, url, whole ? (const char *)q->b.data : "", b->buf, b->len, resp);
+    if (!resp->content_type) resp->content_type = "application/json";
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -63,32 +108,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     conn_body *b = *state;
     if (*upload_size) {
-        if (b->len + *upload_size > HTTP_MAX_BODY) b->too_big = 1;
-        else memcpy(b->buf + b->len, upload, *upload_size), b->len += *upload_size;
+        body_add(b, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
-    static const char big[] = "{\"errors\":[\"request body over 65536 bytes\"]}\n";
-    static const char bad[] = "{\"errors\":[\"method not allowed\"]}\n";
-    if (b->too_big) return send_text(c, 413, "application/json", big, sizeof big - 1);
-    if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST") &&
-        strcmp(method, "PUT") && strcmp(method, "PATCH"))
-        return send_text(c, 405, "application/json", bad, sizeof bad - 1);
-    b->buf[b->len] = 0;
-    rt_buf q;
-    rt_buf_init(&q, HTTP_MAX_BODY);
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &q);
-    rt_buf_append(&q, "", 1); /* NUL (a full buffer drops it: then the query is empty) */
-    http_response resp = {.status = 200};
-    rt_buf_init(&resp.body, HTTP_MAX_RESPONSE);
-    s->h(s->arg, method, url, q.len && q.data[q.len - 1] == 0 ? (const char *)q.data : "", b->buf,
-         b->len, &resp);
-    rt_buf_free(&q);
-    enum MHD_Result rc = send_text(c, resp.status,
-                                   resp.content_type ? resp.content_type : "application/json",
-                                   resp.body.data ? (const void *)resp.body.data : "", resp.body.len);
+    query_buf q = {.over = 0};
+    rt_buf_init(&q.b, HTTP_MAX_BODY);
+    if (!b->too_big) MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+    http_response resp;
+    answer(s->h, s->arg, method, url, &q, b, &resp);
+    rt_buf_free(&q.b);
+    enum MHD_Result rc =
+        send_text(c, resp.status, resp.content_type,
+                  resp.body.data ? (const void *)resp.body.data : "", resp.body.len);
     rt_buf_free(&resp.body);
     return rc;
+}
+
+int http_request_run(http_handler h, void *arg, const char *method, const char *url,
+                     const http_arg *args, size_t nargs, const char *const *chunks,
+                     const size_t *lens, size_t nchunks, http_response *resp)
+{
+    conn_body *b = calloc(1, sizeof *b);
+    if (!b) return -1;
+    for (size_t i = 0; i < nchunks; i++)
+        if (lens[i]) body_add(b, chunks[i], lens[i]);
+    query_buf q = {.over = 0};
+    rt_buf_init(&q.b, HTTP_MAX_BODY);
+    if (!b->too_big)
+        for (size_t i = 0; i < nargs; i++)
+            query_add(&q, args[i].key, args[i].value);
+    answer(h, arg, method, url, &q, b, resp);
+    rt_buf_free(&q.b);
+    free(b);
+    return 0;
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **state,

@@ -10,7 +10,7 @@
  * and the LogRequest's assumed private fields are decoded (pb_private getters). A record the
  * decoder rejects must come out on the invalid_record port with an error text.
  *
- *   fuzz_log_request -max_len=65536 CORPUS_DIR */
+ *   fuzz_log_request -max_len=4096 CORPUS_DIR    (scripts/fuzz.sh: see its MAX_LEN table) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
