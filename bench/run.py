@@ -580,6 +580,19 @@ def profile_raw(logproc, build, src, meta):
 
 # ---------------------------------------------------------------- the table
 
+def write_results(name, res, text):
+    """Prints the table and writes bench/results/<name>.json (res) and <name>.txt (text)."""
+    log("")
+    log(text)
+    with open(os.path.join(RESULTS, name + ".json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(RESULTS, name + ".txt"), "w") as f:
+        f.write(text)
+    log("results: bench/results/%s.json, bench/results/%s.txt (%.0f s)"
+        % (name, name, res.get("harness_seconds", 0)))
+
+
 def fmt_int(x):
     return format(int(round(x)), ",")
 

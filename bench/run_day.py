@@ -25,7 +25,6 @@ Needs about 20 GB free under bench/work; the outputs are deleted at the end (the
 --clean deletes it too). Writes bench/results/day.json and bench/results/day.txt.
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -149,14 +148,7 @@ def main():
                  % ("yes" if res["rows_at_least_min"] else "NO", "yes" if res["tables_equal"] else "NO (see JSON)",
                     GOAL_MINUTES))
     text = "\n".join(lines) + "\n"
-    common.log("")
-    common.log(text)
-    with open(os.path.join(RESULTS, "day.json"), "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    with open(os.path.join(RESULTS, "day.txt"), "w") as f:
-        f.write(text)
-    common.log("results: bench/results/day.json, bench/results/day.txt (%.0f s)" % res["harness_seconds"])
+    common.write_results("day", res, text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Writes bench/results/scaling.json (every run, medians, speedups, estimate, machi
 bench/results/scaling.txt (the table it prints). Options: --runs, --build, --no-raw, --no-flat.
 """
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -215,14 +214,7 @@ def main():
            }}
     text = table_text(res)
     res["harness_seconds"] = time.perf_counter() - t0
-    common.log("")
-    common.log(text)
-    with open(os.path.join(RESULTS, "scaling.json"), "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    with open(os.path.join(RESULTS, "scaling.txt"), "w") as f:
-        f.write(text)
-    common.log("results: bench/results/scaling.json, bench/results/scaling.txt (%.0f s)" % res["harness_seconds"])
+    common.write_results("scaling", res, text)
 
 
 if __name__ == "__main__":

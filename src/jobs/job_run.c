@@ -1624,72 +1624,64 @@ static int open_file_sources(driver *d, char *err, size_t errlen)
     return 0;
 }
 
+/* Reads key from the checkpoint store into *got (returns 0) or, when the store has none, writes
+ * value there (returns 1). -1 with err naming the store and `what`. */
+static int ckstore_get_or_put(driver *d, const char *key, const char *what, const void *value,
+                              size_t len, rt_buf *got, char *err, size_t errlen)
+{
+    objstore *os;
+    char why[1024];
+    if (objstore_open(d->ckstore, &d->oscfg, &os, why, sizeof why)) {
+        snprintf(err, errlen, "checkpoint store %.1000s: %.900s", d->ckstore, why);
+        return -1;
+    }
+    int r = objstore_get(os, key, got, why, sizeof why);
+    if (r == 1 && objstore_put(os, key, value, len, why, sizeof why)) r = -1;
+    if (r < 0 || r > 1) {
+        snprintf(err, errlen, "checkpoint store %.1000s: %s: %.900s", d->ckstore, what, why);
+        r = -1;
+    }
+    objstore_free(os);
+    return r;
+}
+
 /* A file-mode checkpoint store belongs to one shard count: tasks are named by it, so a restore
  * with another count would find none of its tasks' checkpoints and read everything again. The
  * count is kept beside the run id; a different one is an error (Flink's rule for a changed
  * maximum parallelism). */
 static int check_file_shards(driver *d, char *err, size_t errlen)
 {
-    objstore *os;
-    char why[1024];
-    if (objstore_open(d->ckstore, &d->oscfg, &os, why, sizeof why)) {
-        snprintf(err, errlen, "checkpoint store %.1000s: %.900s", d->ckstore, why);
-        return -1;
-    }
     rt_buf b;
     rt_buf_init(&b, 16);
     char want[16];
     int n = snprintf(want, sizeof want, "%u", (unsigned)d->nshards);
-    int rc = 0;
-    int r = objstore_get(os, "_file_shards", &b, why, sizeof why);
-    if (r == 0) {
-        if (b.len != (size_t)n || memcmp(b.data, want, (size_t)n)) {
-            snprintf(err, errlen,
-                     "checkpoint store %.1000s holds tasks of %.*s key shards per input file; "
-                     "this run has %s (--maxParallelism, default --parallelism, when the files "
-                     "are fewer): run with --maxParallelism=%.*s or another --checkpointDir",
-                     d->ckstore, (int)(b.len < 12 ? b.len : 12), (const char *)b.data, want,
-                     (int)(b.len < 12 ? b.len : 12), (const char *)b.data);
-            rc = -1;
-        }
-    } else if (r == 1) {
-        if (objstore_put(os, "_file_shards", want, (size_t)n, why, sizeof why)) {
-            snprintf(err, errlen, "checkpoint store %.1000s: shard count: %.900s", d->ckstore, why);
-            rc = -1;
-        }
-    } else {
-        snprintf(err, errlen, "checkpoint store %.1000s: shard count: %.900s", d->ckstore, why);
+    int rc = ckstore_get_or_put(d, "_file_shards", "shard count", want, (size_t)n, &b, err,
+                                errlen);
+    if (rc == 0 && (b.len != (size_t)n || memcmp(b.data, want, (size_t)n))) {
+        int shown = (int)(b.len < 12 ? b.len : 12);
+        snprintf(err, errlen,
+                 "checkpoint store %.1000s holds tasks of %.*s key shards per input file; "
+                 "this run has %s (--maxParallelism, default --parallelism, when the files "
+                 "are fewer): run with --maxParallelism=%.*s or another --checkpointDir",
+                 d->ckstore, shown, (const char *)b.data, want, shown, (const char *)b.data);
         rc = -1;
     }
     rt_buf_free(&b);
-    objstore_free(os);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
+/* The run id of a checkpoint store's first run, kept so a restart names its parts the same. */
 static int keep_run_id(driver *d, char *err, size_t errlen)
 {
-    objstore *os;
-    char why[1024];
-    if (objstore_open(d->ckstore, &d->oscfg, &os, why, sizeof why)) {
-        snprintf(err, errlen, "checkpoint store %.1000s: %.900s", d->ckstore, why);
-        return -1;
-    }
     rt_buf b;
     rt_buf_init(&b, 64);
-    int r = objstore_get(os, "_run_id", &b, why, sizeof why);
-    int rc = 0;
-    if (r == 0 && b.len == 8) {
+    int rc = ckstore_get_or_put(d, "_run_id", "run id", d->run_id, 8, &b, err, errlen);
+    if (rc == 0 && b.len == 8) {
         memcpy(d->run_id, b.data, 8);
         d->run_id[8] = 0;
-    } else if (r == 1 || r == 0) {
-        if (objstore_put(os, "_run_id", d->run_id, 8, why, sizeof why)) rc = -1;
-    } else {
-        rc = -1;
     }
-    if (rc) snprintf(err, errlen, "checkpoint store %.1000s: run id: %.900s", d->ckstore, why);
     rt_buf_free(&b);
-    objstore_free(os);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 int job_run_main(const job_def *def, int argc, char **argv)
